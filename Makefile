@@ -1,0 +1,21 @@
+# The two commands: `make demo` runs the main job, `make test` runs the full suite.
+# Both install what they need first (Debian packages when run as root, then a venv).
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: deps demo test bench clean
+
+deps:
+	bash scripts/install-deps.sh
+
+demo: deps
+	$(PY) scripts/demo.py
+
+test: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: deps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

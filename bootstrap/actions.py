@@ -1,0 +1,146 @@
+"""Setup as data: steps are planned as a list of Actions, printed by `bootstrap plan`, applied by `run`.
+
+Nothing is ever deleted or overwritten. A file or directory in the way is renamed to NAME.orig
+(or NAME.orig.N); links are replaced atomically (a temporary link, then rename).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+from bootstrap.errors import BootstrapError
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # mkdir | move-aside | link | unlink-stale | chown
+    path: str
+    target: str = ""  # link destination, or move-aside name
+    uid: int = -1
+    gid: int = -1
+    reason: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "chown":
+            text = f"chown {self.uid}:{self.gid} {self.path}"
+        elif self.target:
+            text = f"{self.kind} {self.path} -> {self.target}"
+        else:
+            text = f"{self.kind} {self.path}"
+        return f"{text}  ({self.reason})" if self.reason else text
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v not in ("", -1)}
+
+
+def aside_name(path: str, taken: Iterable[str] = ()) -> str:
+    """NAME.orig, or NAME.orig.N for the first N not taken on disk or by an earlier planned move."""
+    taken = set(taken)
+    candidate, n = f"{path}.orig", 0
+    while os.path.lexists(candidate) or candidate in taken:
+        n += 1
+        candidate = f"{path}.orig.{n}"
+    return candidate
+
+
+class Planner:
+    """Accumulates actions while remembering what earlier actions will have changed."""
+
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+        self._dirs: set[str] = set()
+        self._asides: set[str] = set()
+
+    def add(self, action: Action) -> None:
+        self.actions.append(action)
+
+    def move_aside(self, path: str, reason: str) -> None:
+        aside = aside_name(path, self._asides)
+        self._asides.add(aside)
+        self.add(Action("move-aside", path, aside, reason=reason))
+
+    def ensure_dir(self, path: str, stop_at: str = "/", owner: tuple[int, int] | None = None) -> list[str]:
+        """Plans real directories from stop_at down to path; returns the ones it will create."""
+        path = os.path.normpath(path)
+        if path in self._dirs or path == os.path.normpath(stop_at):
+            return []
+        created = self.ensure_dir(os.path.dirname(path), stop_at, owner) if path != "/" else []
+        if os.path.isdir(path):
+            self._dirs.add(path)
+            return created
+        if os.path.lexists(path):
+            self.move_aside(path, "a file is where a directory must be")
+        self.add(Action("mkdir", path))
+        if owner:
+            self.add(Action("chown", path, uid=owner[0], gid=owner[1]))
+        self._dirs.add(path)
+        return created + [path]
+
+    def place_link(self, path: str, dest: str, replaceable: Callable[[str], bool], reason: str = "") -> None:
+        """Makes path a symlink to dest. An existing link that `replaceable` accepts is swapped
+        atomically; anything else in the way is moved aside first."""
+        if os.path.islink(path):
+            current = os.readlink(path)
+            if current == dest:
+                return
+            if replaceable(current):
+                self.add(Action("link", path, dest, reason=reason or f"replaces stale link to {current}"))
+                return
+            self.move_aside(path, f"a link to {current} is in the way")
+        elif os.path.lexists(path):
+            self.move_aside(path, "a directory is in the way" if os.path.isdir(path) else "a file is in the way")
+        self.add(Action("link", path, dest, reason=reason))
+
+
+def under(path: str, root: str) -> bool:
+    path, root = os.path.normpath(path), os.path.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+# --- apply ------------------------------------------------------------------------------------
+
+
+def _mkdir(a: Action) -> None:
+    os.makedirs(a.path, exist_ok=True)
+
+
+def _move_aside(a: Action) -> None:
+    if os.path.lexists(a.path):
+        # Re-pick at apply time: something may have taken the planned name since plan ran.
+        os.rename(a.path, a.target if not os.path.lexists(a.target) else aside_name(a.path))
+
+
+def _link(a: Action) -> None:
+    tmp = os.path.join(os.path.dirname(a.path), f".{os.path.basename(a.path)}.bootstrap-{os.getpid()}")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)  # our own leftover temporary link from a crashed run with the same pid
+    os.symlink(a.target, tmp)
+    os.replace(tmp, a.path)
+
+
+def _unlink_stale(a: Action) -> None:
+    if os.path.islink(a.path):
+        os.unlink(a.path)
+
+
+def _chown(a: Action) -> None:
+    os.chown(a.path, a.uid, a.gid)
+
+
+APPLY: dict[str, Callable[[Action], None]] = {
+    "mkdir": _mkdir,
+    "move-aside": _move_aside,
+    "link": _link,
+    "unlink-stale": _unlink_stale,
+    "chown": _chown,
+}
+
+
+def apply(actions: Iterable[Action]) -> None:
+    for action in actions:
+        try:
+            APPLY[action.kind](action)
+        except OSError as exc:
+            raise BootstrapError(f"cannot {action.describe()}: {exc.strerror}; "
+                                 f"check that {exc.filename or action.path} is writable by root") from None

@@ -1,0 +1,68 @@
+"""Starting the app: its own session and process group (pgid = its pid), the signal mask it would
+have had without us, default signal dispositions, and BOOTSTRAP_USER's ids.
+
+Without a user, os.posix_spawnp does it all in one call. With a user, a plain fork + exec
+does the id switch in the child; PID 1 is single-threaded here (signals are blocked before
+any thread exists), so the fork is safe. Exec failures come back through a close-on-exec pipe.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from collections.abc import Iterable, Mapping
+
+from bootstrap.errors import EX_NOEXEC, EX_NOTFOUND, BootstrapError
+from bootstrap.users import User
+
+
+def exec_error(command: str, err: int) -> BootstrapError:
+    """Maps a failed exec to the shell's codes: 127 not found, 126 not executable."""
+    if err == errno.ENOENT:
+        return BootstrapError(f"command not found: {command!r}; check the name and PATH", EX_NOTFOUND)
+    return BootstrapError(f"cannot execute {command!r}: {os.strerror(err)}; check that it is an executable "
+                          "file (chmod +x) with a valid interpreter line", EX_NOEXEC)
+
+
+def spawn(argv: tuple[str, ...], environ: Mapping[str, str], sigmask: Iterable[int],
+          default_signals: Iterable[int], user: User | None, cwd: str | None = None) -> int:
+    env = dict(environ)
+    if user is not None:
+        env.setdefault("HOME", user.home)
+        env["USER"] = env["LOGNAME"] = user.name
+        return _fork_exec(argv, env, set(sigmask), set(default_signals), user, cwd)
+    try:
+        return os.posix_spawnp(argv[0], list(argv), env, setsid=True, setsigmask=set(sigmask),
+                               setsigdef=set(default_signals))
+    except OSError as exc:
+        raise exec_error(argv[0], exc.errno or errno.ENOEXEC) from None
+
+
+def _fork_exec(argv: tuple[str, ...], env: dict[str, str], sigmask: set[int], default_signals: set[int],
+               user: User, cwd: str | None) -> int:
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the child: only async-signal-safe-ish work, then exec or report errno and _exit
+        try:
+            os.close(read_end)
+            os.setsid()
+            os.setgroups(list(user.groups))
+            os.setgid(user.gid)
+            os.setuid(user.uid)
+            for sig in default_signals:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
+            if cwd:
+                os.chdir(cwd)
+            os.execvpe(argv[0], list(argv), env)
+        except OSError as exc:
+            os.write(write_end, str(exc.errno or errno.EPERM).encode())
+        finally:
+            os._exit(127)
+    os.close(write_end)
+    report = os.read(read_end, 16)
+    os.close(read_end)
+    if report:
+        os.waitpid(pid, 0)
+        raise exec_error(argv[0], int(report))
+    return pid

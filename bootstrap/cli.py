@@ -1,0 +1,118 @@
+"""The command line. The only module that reads os.environ and sys.argv."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+
+from bootstrap import __version__, log
+from bootstrap.errors import BootstrapError, UsageError
+
+USAGE = """usage: bootstrap run [--] [CMD ARGS...]   set up, then start and supervise CMD (or start: from bootstrap.yaml)
+       bootstrap probe [--live | --startup]  exit 0 when ready (live, started), 1 otherwise
+       bootstrap status                       print status.json
+       bootstrap plan [--json] [--] [CMD...]  print every action run would take; changes nothing
+       bootstrap --version"""
+
+
+def _command_args(args: list[str]) -> list[str]:
+    return args[1:] if args[:1] == ["--"] else args
+
+
+def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
+    from bootstrap import settings as settings_mod
+    from bootstrap.actions import apply
+    from bootstrap.setup import make_plan
+    from bootstrap.supervisor import launch
+
+    settings = settings_mod.load(environ)
+    command = settings_mod.require_command(settings, _command_args(args))
+    plan = make_plan(settings)
+    apply(plan.actions)
+    return launch(settings, plan, command, dict(environ))
+
+
+def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
+    from bootstrap import settings as settings_mod
+    from bootstrap.setup import make_plan
+
+    as_json = bool(args) and args[0] == "--json"
+    rest = _command_args(args[1:] if as_json else args)
+    if rest and rest[0].startswith("-") and rest[0] != "--":
+        raise UsageError(f"unknown option {rest[0]!r} for plan; use 'bootstrap plan [--json] [--] [CMD...]'")
+    settings = settings_mod.load(environ)
+    plan = make_plan(settings)
+    command = list(rest or settings.start)
+    if as_json:
+        doc = {
+            "app": settings.app_name,
+            "env": settings.env,
+            "app_env": settings.app_env,
+            "ip": plan.ip,
+            "log_dir": plan.log_dir,
+            "user": None if plan.user is None else {"name": plan.user.name, "uid": plan.user.uid,
+                                                     "gid": plan.user.gid},
+            "command": command,
+            "config_file": settings.config_file,
+            "actions": [a.as_dict() for a in plan.actions],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        return 0
+    lines = [f"app {settings.app_name}, env {settings.env} (APP_ENV={settings.app_env}), ip {plan.ip}",
+             f"log dir {plan.log_dir}",
+             f"command {' '.join(command) if command else '(none: set start: or pass one)'}"]
+    lines += [a.describe() for a in plan.actions] or ["nothing to change"]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def cmd_probe(args: list[str], environ: Mapping[str, str]) -> int:
+    from bootstrap.settings import run_dir_from
+    from bootstrap.status import probe
+
+    kinds = {(): "ready", ("--live",): "live", ("--startup",): "startup", ("--ready",): "ready"}
+    kind = kinds.get(tuple(args))
+    if kind is None:
+        raise UsageError(f"bad probe arguments {' '.join(args)!r}; use 'bootstrap probe [--live | --startup]'")
+    return 0 if probe(run_dir_from(environ), kind) else 1
+
+
+def cmd_status(args: list[str], environ: Mapping[str, str]) -> int:
+    from bootstrap.settings import run_dir_from
+    from bootstrap.status import STATUS_FILE
+
+    if args:
+        raise UsageError("'bootstrap status' takes no arguments")
+    path = os.path.join(run_dir_from(environ), STATUS_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            sys.stdout.write(fh.read())
+    except FileNotFoundError:
+        log.error(f"no status at {path}: 'bootstrap run' has not started here, or BOOTSTRAP_RUN_DIR differs")
+        return 1
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "probe": cmd_probe, "status": cmd_status}
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    env = os.environ if environ is None else environ
+    log.set_level(env.get("BOOTSTRAP_LOG_LEVEL", "info"))
+    try:
+        if not args or args[0] in ("-h", "--help", "help"):
+            sys.stdout.write(USAGE + "\n")
+            return 0 if args else 64
+        if args[0] == "--version":
+            sys.stdout.write(f"bootstrap {__version__}\n")
+            return 0
+        command = COMMANDS.get(args[0])
+        if command is None:
+            raise UsageError(f"unknown command {args[0]!r}; use one of: {', '.join(COMMANDS)} (see --help)")
+        return command(args[1:], env)
+    except BootstrapError as exc:
+        os.write(2, f"bootstrap: error: {exc}\n".encode(errors="replace"))
+        return exc.code
+

@@ -1,0 +1,69 @@
+"""Config links: conf/<path> becomes an absolute symlink to conf.d/{common,<env>}/<path>, plus `links:`."""
+from __future__ import annotations
+
+import os
+
+from bootstrap.actions import Action, Planner, under
+from bootstrap.errors import BootstrapError
+from bootstrap.settings import COMMON_DIR, Settings
+
+
+def layer_files(layer_dir: str) -> dict[str, str]:
+    """Relative path -> absolute source, for every non-directory entry below layer_dir."""
+    files: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(layer_dir):
+        dirnames.sort()
+        for name in filenames:
+            source = os.path.join(dirpath, name)
+            files[os.path.relpath(source, layer_dir)] = os.path.abspath(source)
+    return files
+
+
+def wanted_links(settings: Settings) -> dict[str, str]:
+    """Link path -> source. `<env>/` wins over `common/`; `links:` entries come last."""
+    wanted: dict[str, str] = {}
+    for layer in (COMMON_DIR, settings.env):
+        for rel, source in layer_files(os.path.join(settings.conf_source, layer)).items():
+            wanted[os.path.join(settings.conf_target, rel)] = source
+    for n, link in enumerate(settings.links):
+        source = link.source.format(env=settings.env, app=settings.app_name)
+        resolved = os.path.normpath(os.path.join(settings.app_home, source))
+        if os.path.isabs(source) or not under(resolved, settings.app_home) or resolved == settings.app_home:
+            raise BootstrapError(f"links[{n}].source={link.source!r} leaves APP_HOME ({settings.app_home}); "
+                                 "use a path relative to APP_HOME without '..'")
+        if not os.path.lexists(resolved):
+            raise BootstrapError(f"links[{n}].source={link.source!r}: {resolved} does not exist; "
+                                 "fix the path or add the file to the image")
+        target = os.path.normpath(os.path.join(settings.app_home, link.target.format(
+            env=settings.env, app=settings.app_name)))
+        wanted[target] = resolved
+    return wanted
+
+
+def plan(settings: Settings, planner: Planner) -> None:
+    wanted = wanted_links(settings)
+    planner.ensure_dir(settings.conf_target)
+
+    def ours(dest: str) -> bool:
+        # A link into the config source or APP_HOME is one we made for some environment.
+        return under(dest, settings.conf_source) or under(dest, settings.app_home)
+
+    for path in sorted(wanted):
+        stop_at = settings.conf_target if under(path, settings.conf_target) else "/"
+        planner.ensure_dir(os.path.dirname(path), stop_at=stop_at)
+        planner.place_link(path, wanted[path], ours)
+    for path in stale_links(settings.conf_target, settings.conf_source, set(wanted)):
+        planner.add(Action("unlink-stale", path, os.readlink(path), reason="links to a file of another environment"))
+
+
+def stale_links(conf_target: str, conf_source: str, keep: set[str]) -> list[str]:
+    """Links left in conf/ from another environment that this one does not provide: the app
+    must not read a DEV file in PROD. Only links into the config source are touched."""
+    stale = []
+    for dirpath, dirnames, filenames in os.walk(conf_target):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) and path not in keep and under(os.readlink(path), conf_source):
+                stale.append(path)
+    return stale

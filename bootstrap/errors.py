@@ -1,0 +1,20 @@
+"""The one user-facing error type, and the exit codes of the contract (DESIGN.md §3)."""
+from __future__ import annotations
+
+EX_USAGE = 64  # sysexits.h: unknown subcommand, missing command
+EX_CONFIG = 78  # sysexits.h: bad setting, missing path, unwritable log root
+EX_NOEXEC = 126  # command found but not executable (shell convention)
+EX_NOTFOUND = 127  # command not found (shell convention)
+
+
+class BootstrapError(Exception):
+    """An error the user can fix. `cli` prints it as one `bootstrap: error:` line and exits `code`."""
+
+    def __init__(self, message: str, code: int = EX_CONFIG) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UsageError(BootstrapError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EX_USAGE)

@@ -1,0 +1,107 @@
+"""The container's log directory on the node: LOG_ROOT/<pattern>, e.g. /data/logs/orders/10.1.2.3.
+
+LOG_LINK (and each `log_links:` path) becomes a symlink into it, so the app keeps writing to
+the path it always used. An existing directory is reused: a restart appends, never truncates.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from bootstrap.actions import Planner, under
+from bootstrap.errors import BootstrapError
+from bootstrap.settings import Settings
+from bootstrap.status import iso_time
+
+RECORD_FILE = ".bootstrap.jsonl"
+
+
+@dataclass(frozen=True)
+class LogPlace:
+    ip: str
+    directory: str
+
+
+def placeholders(settings: Settings, ip: str) -> dict[str, str | None]:
+    return {
+        "app": settings.app_name,
+        "env": settings.env,
+        "ip": ip,
+        "pod": settings.pod,
+        "namespace": settings.namespace,
+        "node": settings.node,
+        "hostname": socket.gethostname(),
+    }
+
+
+def render(pattern: str, values: dict[str, str | None]) -> str:
+    """Fills the pattern; every used placeholder must have a value that is one path component."""
+    import string
+
+    for _, name, _, _ in string.Formatter().parse(pattern):
+        if name is None:
+            continue
+        value = values.get(name)
+        if not value:
+            source = {"pod": "POD_NAME", "namespace": "POD_NAMESPACE", "node": "NODE_NAME"}.get(name, name)
+            raise BootstrapError(f"BOOTSTRAP_LOG_DIR={pattern!r} uses {{{name}}} but {source} is not set; "
+                                 f"set {source} (downward API) or drop {{{name}}} from the pattern")
+        if "/" in value or value in (".", ".."):
+            raise BootstrapError(f"BOOTSTRAP_LOG_DIR={pattern!r}: {{{name}}}={value!r} is not a valid "
+                                 "directory name; fix the value or the pattern")
+    return os.path.normpath(pattern.format(**values))
+
+
+def check_root(log_root: str) -> None:
+    if not os.path.isdir(log_root):
+        raise BootstrapError(f"log root {log_root} does not exist or is not a directory; mount the node's "
+                             "log directory there (hostPath) or set BOOTSTRAP_LOG_ROOT")
+    if not os.access(log_root, os.W_OK | os.X_OK):
+        raise BootstrapError(f"log root {log_root} is not writable (read-only mount or permissions); "
+                             "mount it read-write or set BOOTSTRAP_LOG_ROOT")
+
+
+def plan(settings: Settings, planner: Planner, ip: str, owner: tuple[int, int] | None) -> LogPlace:
+    check_root(settings.log_root)
+    directory = os.path.join(settings.log_root, render(settings.log_dir, placeholders(settings, ip)))
+    planner.ensure_dir(directory, stop_at=settings.log_root, owner=owner)
+
+    def previous_log_dir(dest: str) -> bool:
+        return under(dest, settings.log_root)
+
+    planner.ensure_dir(os.path.dirname(settings.log_link))
+    planner.place_link(settings.log_link, directory, previous_log_dir)
+    for link in settings.log_links:
+        subdir = os.path.normpath(os.path.join(directory, link.subdir))
+        if not under(subdir, directory) or subdir == directory:
+            raise BootstrapError(f"log_links subdir={link.subdir!r} must be a relative path inside the log "
+                                 "directory, without '..'")
+        planner.ensure_dir(subdir, stop_at=directory, owner=owner)
+        planner.ensure_dir(os.path.dirname(link.path))
+        planner.place_link(link.path, subdir, previous_log_dir)
+    return LogPlace(ip, directory)
+
+
+def append_record(directory: str, settings: Settings, ip: str, event: str, pid: int, **extra: object) -> None:
+    """One JSON line per start and exit, appended (O_APPEND) so restarts never truncate history."""
+    record = {
+        "event": event,
+        "time": iso_time(time.time()),
+        "app": settings.app_name,
+        "env": settings.env,
+        "ip": ip,
+        "pod": settings.pod,
+        "node": settings.node,
+        "image": settings.image,
+        "pid": pid,
+        **extra,
+    }
+    line = json.dumps(record, sort_keys=True) + "\n"
+    fd = os.open(os.path.join(directory, RECORD_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)

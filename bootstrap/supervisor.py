@@ -1,0 +1,268 @@
+"""The PID-1 loop: block signals, spawn the app, then { wait for a signal; reap; advance the stop;
+watch the checker } until the app is gone, and exit with its code.
+
+There are no signal handlers: every catchable signal is blocked before any child or thread
+exists and taken with sigtimedwait, so handling one is ordinary code in the loop.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Mapping
+
+from bootstrap import child, log, logdirs, readiness, reaper, status
+from bootstrap.settings import Settings
+from bootstrap.setup import SetupPlan
+
+CATCHABLE = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+STOP_TRIGGERS = frozenset({signal.SIGTERM, signal.SIGINT})
+# Not forwarded: SIGCHLD (ours), faults that only mean something to the process that caused
+# them, and terminal job-control input/output stops (tini's list).
+NOT_FORWARDED = frozenset({signal.SIGCHLD, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
+                           signal.SIGTRAP, signal.SIGSYS, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU})
+EXIT_GRACE = 2.0  # after the app exits on its own, the rest of its group gets this long (DESIGN §3)
+MAX_WAKEUP = 1.0  # the loop wakes at least this often to watch the checker's heartbeat
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)
+
+
+def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], environ: Mapping[str, str]) -> int:
+    """Runs the app as a supervised child and returns the exit code bootstrap must exit with."""
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)  # before any child or thread
+    if os.getpid() != 1:
+        if reaper.become_subreaper():
+            log.info("not PID 1: registered as child subreaper, so orphans of the app are reaped here")
+        else:
+            log.warning("not PID 1 and prctl(PR_SET_CHILD_SUBREAPER) failed (Linux >= 3.4 needed): "
+                        "orphans of the app will not be reaped by bootstrap")
+    started_at = time.time()
+    origin = readiness.log_origin(settings.ready.log) if settings.ready.log else None
+    status.write(settings.run_dir, "starting", fresh=True, supervisor_pid=os.getpid(), pid=None,
+                 detail=f"starting {command[0]}")
+    app = child.spawn(command, environ, old_mask, CATCHABLE, plan.user)
+    log.info(f"started {' '.join(command)} as pid {app} (env {settings.env}, logs in {plan.log_dir})")
+    logdirs.append_record(plan.log_dir, settings, plan.ip, "start", app)
+    status.write(settings.run_dir, "starting", pid=app, detail="waiting for readiness checks")
+    return Supervisor(settings, plan, app, started_at, origin).run()
+
+
+class Supervisor:
+    """The loop's state: the app, the stop in progress, and the readiness checker."""
+
+    def __init__(self, settings: Settings, plan: SetupPlan, app: int, started_at: float,
+                 origin: tuple[int, int] | None) -> None:
+        self.settings, self.plan, self.app = settings, plan, app
+        self.started_at, self.origin = started_at, origin
+        self.app_code: int | None = None  # set when the app is reaped
+        self.stopping = False
+        self.drain_until = self.kill_at = self.quit_at = 0.0
+        self.stop_sent = self.quit_sent = self.killed = False
+        self.checker: int | None = None
+        self.beat_fd = -1
+        self.last_beat = 0.0
+        self.checker_started = 0.0
+        self.restart_at = 0.0
+        self.restart_delay = 0.0
+
+    def run(self) -> int:
+        self.start_checker()
+        while self.app_code is None:
+            self.take_signal(self.next_wakeup())
+            self.reap()
+            self.advance_stop()
+            self.watch_checker()
+        return self.finish()
+
+    # --- signals ---------------------------------------------------------------------------
+
+    def next_wakeup(self) -> float:
+        now = time.monotonic()
+        deadlines = [now + MAX_WAKEUP]
+        if self.stopping and not self.stop_sent:
+            deadlines.append(self.drain_until)
+        if self.stop_sent and not self.killed:
+            deadlines.append(self.kill_at)
+            if self.settings.thread_dump and not self.quit_sent:
+                deadlines.append(self.quit_at)
+        if self.checker is None and not self.stopping:
+            deadlines.append(self.restart_at)
+        return max(0.0, min(deadlines) - now)
+
+    def take_signal(self, timeout: float) -> None:
+        info = signal.sigtimedwait(CATCHABLE, timeout)
+        if info is None:
+            return
+        sig = info.si_signo
+        if sig in STOP_TRIGGERS:
+            self.begin_stop(sig)
+        elif sig not in NOT_FORWARDED:
+            self.to_group(sig)
+            log.debug(f"forwarded {signal_name(sig)} to the app's process group {self.app}")
+
+    def to_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.app, sig)
+        except ProcessLookupError:
+            pass  # the group is already gone; the reap will notice
+
+    # --- stop choreography -----------------------------------------------------------------
+
+    def begin_stop(self, sig: int) -> None:
+        if self.stopping:
+            if not self.stop_sent:  # a second TERM/INT cuts the drain short
+                log.info(f"second {signal_name(sig)}: ending the drain now")
+                self.drain_until = time.monotonic()
+            return
+        self.stopping = True
+        self.stop_checker()
+        status.write(self.settings.run_dir, "stopping", detail=f"received {signal_name(sig)}")
+        self.drain_until = time.monotonic() + self.settings.drain_seconds
+        log.info(f"received {signal_name(sig)}: not ready now; {signal_name(self.settings.stop_signal)} "
+                 f"follows after a {self.settings.drain_seconds:g}s drain")
+
+    def advance_stop(self) -> None:
+        if not self.stopping or self.app_code is not None:
+            return
+        now = time.monotonic()
+        if not self.stop_sent and now >= self.drain_until:
+            self.to_group(self.settings.stop_signal)
+            self.stop_sent = True
+            self.kill_at = now + self.settings.stop_timeout
+            self.quit_at = max(now, self.kill_at - 1.0)
+        if self.stop_sent and self.settings.thread_dump and not self.quit_sent and now >= self.quit_at:
+            log.info("stop timeout is near: sending SIGQUIT for a thread dump")
+            self.to_group(signal.SIGQUIT)
+            self.quit_sent = True
+        if self.stop_sent and not self.killed and now >= self.kill_at:
+            log.warning(f"the app did not stop within {self.settings.stop_timeout:g}s: sending SIGKILL")
+            self.to_group(signal.SIGKILL)
+            self.killed = True
+
+    # --- children ----------------------------------------------------------------------------
+
+    def reap(self) -> None:
+        for pid, code in reaper.reap():
+            if pid == self.app:
+                self.app_code = code
+            elif pid == self.checker:
+                self.checker_died(code)
+
+    def finish(self) -> int:
+        """The app is gone: end the checker, give the rest of its group a short grace, record, exit."""
+        assert self.app_code is not None
+        self.stop_checker()
+        self.drain_group(min(EXIT_GRACE, self.settings.stop_timeout))
+        raw = self.app_code if self.app_code >= 0 else 128 - self.app_code
+        if self.killed:
+            cause = "killed-after-timeout"
+        elif self.stopping:
+            cause = "stopped"
+        elif self.app_code < 0:
+            cause = "signal"
+        else:
+            cause = "exited"
+        code = self.settings.remap(raw)
+        detail = f"{cause}, exit code {raw}" + (f" (remapped to {code})" if code != raw else "")
+        if self.app_code < 0:
+            detail += f", killed by {signal_name(-self.app_code)}"
+        status.write(self.settings.run_dir, "exited", exit_code=code, raw_exit_code=raw, cause=cause, detail=detail)
+        logdirs.append_record(self.plan.log_dir, self.settings, self.plan.ip, "exit", self.app,
+                              exit_code=code, raw_exit_code=raw, cause=cause)
+        write_termination_log(self.settings.termination_log, f"{self.settings.app_name}: {detail}\n")
+        log.info(f"app {detail}")
+        return code
+
+    def drain_group(self, grace: float) -> None:
+        """Whatever is left of the app's process group gets TERM, then KILL after `grace`."""
+        if not reaper.group_alive(self.app):
+            return
+        self.to_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while reaper.group_alive(self.app):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.to_group(signal.SIGKILL)
+                deadline = float("inf")  # now just wait for the KILLed processes to be reaped
+            signal.sigtimedwait({signal.SIGCHLD}, min(max(remaining, 0.0), MAX_WAKEUP))
+            reaper.reap()
+
+    # --- the readiness checker -------------------------------------------------------------
+
+    def start_checker(self) -> None:
+        read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(read_end)
+                readiness.checker_main(self.settings, self.app, write_end, self.started_at, self.origin)
+            except Exception as exc:  # the checker's fault must never reach PID 1's loop
+                log.error(f"readiness checker crashed: {exc!r}")
+            finally:
+                os._exit(70)
+        os.close(write_end)
+        self.checker, self.beat_fd = pid, read_end
+        self.last_beat = self.checker_started = time.monotonic()
+
+    def stop_checker(self) -> None:
+        """SIGKILL and wait, so no late status write from the checker can follow ours."""
+        if self.checker is None:
+            return
+        try:
+            os.kill(self.checker, signal.SIGKILL)
+            os.waitpid(self.checker, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # already reaped
+        self.checker = None
+        self.close_beat()
+
+    def close_beat(self) -> None:
+        if self.beat_fd >= 0:
+            os.close(self.beat_fd)
+            self.beat_fd = -1
+
+    def checker_died(self, code: int) -> None:
+        self.checker = None
+        self.close_beat()
+        if self.stopping:
+            return
+        lived = time.monotonic() - self.checker_started
+        # Back off when it dies young (say a broken check), so it cannot spin PID 1's CPU.
+        self.restart_delay = 0.0 if lived > 60 else min(30.0, max(0.5, self.restart_delay * 2))
+        self.restart_at = time.monotonic() + self.restart_delay
+        log.warning(f"readiness checker exited ({code}); restarting it in {self.restart_delay:g}s, "
+                    "the app is not affected")
+
+    def watch_checker(self) -> None:
+        if self.stopping or self.app_code is not None:
+            return
+        now = time.monotonic()
+        if self.checker is None:
+            if now >= self.restart_at:
+                self.start_checker()
+            return
+        try:
+            if os.read(self.beat_fd, 4096):
+                self.last_beat = now
+        except BlockingIOError:
+            pass
+        if now - self.last_beat > self.settings.checker_timeout:
+            log.warning(f"readiness checker gave no heartbeat for {self.settings.checker_timeout:g}s: killing it")
+            os.kill(self.checker, signal.SIGKILL)
+            self.last_beat = now  # the reap restarts it
+
+
+def write_termination_log(path: str, message: str) -> None:
+    """Kubernetes shows this file's text as the container's termination message."""
+    if not os.path.exists(path) or not os.access(path, os.W_OK):
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(message)
+    except OSError as exc:
+        log.warning(f"cannot write the termination message to {path}: {exc.strerror}")
