@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 
 from bootstrap.errors import BootstrapError
+from bootstrap.record import asdict, frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Action:
     kind: str  # mkdir | move-aside | link | unlink-stale | chown
     path: str
@@ -50,6 +50,7 @@ class Planner:
     def __init__(self) -> None:
         self.actions: list[Action] = []
         self._dirs: set[str] = set()
+        self._fresh: set[str] = set()  # directories this plan creates: nothing is in them yet
         self._asides: set[str] = set()
 
     def add(self, action: Action) -> None:
@@ -60,27 +61,39 @@ class Planner:
         self._asides.add(aside)
         self.add(Action("move-aside", path, aside, reason=reason))
 
-    def ensure_dir(self, path: str, stop_at: str = "/", owner: tuple[int, int] | None = None) -> list[str]:
-        """Plans real directories from stop_at down to path; returns the ones it will create."""
+    def ensure_dir(self, path: str, stop_at: str = "/", owner: tuple[int, int] | None = None,
+                   replaceable: Callable[[str], bool] | None = None) -> list[str]:
+        """Plans real directories from stop_at down to path; returns the ones it will create.
+
+        With `replaceable`, the directories below stop_at must be real: a symlink there is in the
+        way (writing through it would change whatever it points at, e.g. the config source). A
+        link `replaceable` accepts is removed, any other is moved aside."""
         path = os.path.normpath(path)
         if path in self._dirs or path == os.path.normpath(stop_at):
             return []
-        created = self.ensure_dir(os.path.dirname(path), stop_at, owner) if path != "/" else []
-        if os.path.isdir(path):
-            self._dirs.add(path)
-            return created
-        if os.path.lexists(path):
-            self.move_aside(path, "a file is where a directory must be")
+        created = self.ensure_dir(os.path.dirname(path), stop_at, owner, replaceable) if path != "/" else []
+        if os.path.dirname(path) not in self._fresh:  # else the disk shows what is about to be replaced
+            is_link = os.path.islink(path)
+            if os.path.isdir(path) and not (replaceable and is_link):
+                self._dirs.add(path)
+                return created
+            if replaceable and is_link and replaceable(os.readlink(path)):
+                self.add(Action("unlink-stale", path, os.readlink(path), reason="a directory must be here"))
+            elif os.path.lexists(path):
+                self.move_aside(path, "a file is where a directory must be")
         self.add(Action("mkdir", path))
         if owner:
             self.add(Action("chown", path, uid=owner[0], gid=owner[1]))
         self._dirs.add(path)
+        self._fresh.add(path)
         return created + [path]
 
     def place_link(self, path: str, dest: str, replaceable: Callable[[str], bool], reason: str = "") -> None:
         """Makes path a symlink to dest. An existing link that `replaceable` accepts is swapped
         atomically; anything else in the way is moved aside first."""
-        if os.path.islink(path):
+        if os.path.dirname(os.path.normpath(path)) in self._fresh:
+            pass  # its directory is created by this plan: nothing can be in the way
+        elif os.path.islink(path):
             current = os.readlink(path)
             if current == dest:
                 return

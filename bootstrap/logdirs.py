@@ -9,17 +9,17 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
 
 from bootstrap.actions import Planner, under
 from bootstrap.errors import BootstrapError
-from bootstrap.settings import Settings
+from bootstrap.record import frozen
+from bootstrap.settings import PLACEHOLDER_RE, Settings
 from bootstrap.status import iso_time
 
 RECORD_FILE = ".bootstrap.jsonl"
 
 
-@dataclass(frozen=True)
+@frozen
 class LogPlace:
     ip: str
     directory: str
@@ -39,11 +39,7 @@ def placeholders(settings: Settings, ip: str) -> dict[str, str | None]:
 
 def render(pattern: str, values: dict[str, str | None]) -> str:
     """Fills the pattern; every used placeholder must have a value that is one path component."""
-    import string
-
-    for _, name, _, _ in string.Formatter().parse(pattern):
-        if name is None:
-            continue
+    for name in PLACEHOLDER_RE.findall(pattern):
         value = values.get(name)
         if not value:
             source = {"pod": "POD_NAME", "namespace": "POD_NAMESPACE", "node": "NODE_NAME"}.get(name, name)

@@ -1,4 +1,5 @@
-"""Settings: built-in defaults < bootstrap.yaml < environment, resolved into one frozen dataclass.
+"""Settings: built-in defaults < bootstrap.yaml < environment, resolved into one frozen record
+(`bootstrap.record.frozen`: a dataclass without the import cost).
 
 Every value is validated here, once, so later steps can trust it. An error names the
 environment variable or YAML key it came from and says what is allowed (exit 78).
@@ -9,19 +10,22 @@ from __future__ import annotations
 import math
 import os
 import re
-import shlex
 import signal
-import string
-import urllib.parse
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
 
 from bootstrap.errors import BootstrapError, UsageError
+from bootstrap.record import frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs PID 1 ~5 ms of start-up; only the type checker needs it
+    from collections.abc import Callable
+    from typing import Any
 
 DEFAULT_CONFIG = "/etc/bootstrap/bootstrap.yaml"
 APP_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 USER_RE = re.compile(r"^([a-z_][a-z0-9_-]{0,31}|[0-9]+(:[0-9]+)?)$")
+URL_RE = re.compile(r"^https?://[^/\s?#]+([/?#]\S*)?$")
+PLACEHOLDER_RE = re.compile(r"\{(\w*)\}")
 ENV_ALIASES = {"production": "prod", "prd": "prod", "development": "dev"}
 LOG_PLACEHOLDERS = ("app", "env", "ip", "pod", "namespace", "node", "hostname")
 COMMON_DIR = "common"
@@ -54,7 +58,7 @@ LIST_KEYS = ("start", "links", "log_links")
 YAML_KEYS = frozenset(SCALAR_KEYS) | {"ready"} | frozenset(LIST_KEYS)
 
 
-@dataclass(frozen=True)
+@frozen
 class ReadyChecks:
     """The readiness checks; all that are set must pass."""
 
@@ -71,7 +75,7 @@ class ReadyChecks:
         return bool(self.tcp or self.http or self.log or self.cmd)
 
 
-@dataclass(frozen=True)
+@frozen
 class Link:
     """An extra config link from `links:`; source is relative to APP_HOME, may use {env} and {app}."""
 
@@ -79,7 +83,7 @@ class Link:
     target: str
 
 
-@dataclass(frozen=True)
+@frozen
 class LogLink:
     """A path (e.g. /var/log/tomcat10) that becomes a link to LOGDIR/<subdir>."""
 
@@ -87,7 +91,7 @@ class LogLink:
     subdir: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Settings:
     app_name: str
     app_env: str  # as given
@@ -110,7 +114,7 @@ class Settings:
     termination_log: str = "/dev/termination-log"
     checker_timeout: float = 30.0
     start: tuple[str, ...] = ()
-    ready: ReadyChecks = field(default_factory=ReadyChecks)
+    ready: ReadyChecks = ReadyChecks()
     links: tuple[Link, ...] = ()
     log_links: tuple[LogLink, ...] = ()
     pod_ip: str | None = None
@@ -219,8 +223,7 @@ def parse_tcp(value: Any, where: str) -> tuple[str, int]:
 
 def parse_url(value: Any, where: str) -> str:
     text = _text(value, where)
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not URL_RE.match(text):
         raise _fail(where, value, "expected an http:// or https:// URL, e.g. http://127.0.0.1:8080/health")
     return text
 
@@ -230,6 +233,8 @@ def parse_command(value: Any, where: str) -> tuple[str, ...]:
         if not value or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in value):
             raise _fail(where, value, "expected a non-empty list of strings (exec form) or a string")
         return tuple(str(a) for a in value)
+    import shlex  # only for the string form
+
     try:
         argv = tuple(shlex.split(_text(value, where)))
     except ValueError as exc:
@@ -255,10 +260,9 @@ def parse_user(value: Any, where: str) -> str:
 
 def parse_log_pattern(value: Any, where: str) -> str:
     text = _text(value, where)
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-    except ValueError as exc:
-        raise _fail(where, value, f"unbalanced braces ({exc})") from None
+    names = set(PLACEHOLDER_RE.findall(text))
+    if PLACEHOLDER_RE.sub("", text).count("{") or PLACEHOLDER_RE.sub("", text).count("}"):
+        raise _fail(where, value, "unbalanced or malformed braces; placeholders look like {app}")
     unknown = names - set(LOG_PLACEHOLDERS)
     if unknown:
         raise _fail(where, value, f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: "
@@ -442,7 +446,9 @@ def load(environ: Mapping[str, str]) -> Settings:
         start=parse_command(data["start"], f"start {where}") if data.get("start") is not None else (),
         ready=ReadyChecks(**ready),
         links=tuple(Link(**d) for d in _links(data.get("links"), f"links {where}", ("source", "target"))),
-        log_links=tuple(LogLink(**d) for d in _links(data.get("log_links"), f"log_links {where}", ("path", "subdir"))),
+        # a relative log_links path is relative to APP_HOME, like BOOTSTRAP_LOG_LINK and links: targets
+        log_links=tuple(LogLink(_under(home, d["path"]), d["subdir"])
+                        for d in _links(data.get("log_links"), f"log_links {where}", ("path", "subdir"))),
         pod_ip=environ.get("POD_IP") or None,
         pod=environ.get("POD_NAME") or None,
         namespace=environ.get("POD_NAMESPACE") or None,

@@ -1,14 +1,13 @@
 """The whole setup as one plan: run dir, config links, log directory. `plan` prints it; `run` applies it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bootstrap import configs, logdirs, netinfo, users
 from bootstrap.actions import Action, Planner
+from bootstrap.record import frozen
 from bootstrap.settings import Settings
 
 
-@dataclass(frozen=True)
+@frozen
 class SetupPlan:
     actions: tuple[Action, ...]
     ip: str

@@ -11,7 +11,7 @@ import signal
 import time
 from collections.abc import Mapping
 
-from bootstrap import child, log, logdirs, readiness, reaper, status
+from bootstrap import child, log, logdirs, reaper, status
 from bootstrap.settings import Settings
 from bootstrap.setup import SetupPlan
 
@@ -42,7 +42,7 @@ def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], enviro
             log.warning("not PID 1 and prctl(PR_SET_CHILD_SUBREAPER) failed (Linux >= 3.4 needed): "
                         "orphans of the app will not be reaped by bootstrap")
     started_at = time.time()
-    origin = readiness.log_origin(settings.ready.log) if settings.ready.log else None
+    origin = log_origin(settings.ready.log) if settings.ready.log else None
     status.write(settings.run_dir, "starting", fresh=True, supervisor_pid=os.getpid(), pid=None,
                  detail=f"starting {command[0]}")
     app = child.spawn(command, environ, old_mask, CATCHABLE, plan.user)
@@ -200,6 +200,8 @@ class Supervisor:
         if pid == 0:
             try:
                 os.close(read_end)
+                from bootstrap import readiness  # heavy imports happen here, in the child only
+
                 readiness.checker_main(self.settings, self.app, write_end, self.started_at, self.origin)
             except Exception as exc:  # the checker's fault must never reach PID 1's loop
                 log.error(f"readiness checker crashed: {exc!r}")
@@ -255,6 +257,15 @@ class Supervisor:
             log.warning(f"readiness checker gave no heartbeat for {self.settings.checker_timeout:g}s: killing it")
             os.kill(self.checker, signal.SIGKILL)
             self.last_beat = now  # the reap restarts it
+
+
+def log_origin(path: str) -> tuple[int, int] | None:
+    """Where the ready log stands before the app starts (inode, size): earlier lines never count."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size
 
 
 def write_termination_log(path: str, message: str) -> None:

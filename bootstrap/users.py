@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import grp
 import pwd
-from dataclasses import dataclass
 
 from bootstrap.errors import BootstrapError
+from bootstrap.record import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class User:
     uid: int
     gid: int

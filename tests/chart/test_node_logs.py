@@ -1,0 +1,49 @@
+"""The node-side log browser: one read-only nginx per node over the apps' log root."""
+from __future__ import annotations
+
+import pytest
+
+from tests.chart import chartlib
+from tests.chart.chartlib import NODE_LOGS, Rendered
+
+pytestmark = pytest.mark.chart
+
+
+def render(values: dict | None = None) -> Rendered:
+    return chartlib.render(NODE_LOGS, values or {}, name="node-logs", namespace="logging")
+
+
+def test_serves_the_log_root_read_only() -> None:
+    ds = render().one("DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    assert {"name": "logs", "hostPath": {"path": "/data/logs", "type": "Directory"}} in pod["volumes"]
+    container = pod["containers"][0]
+    assert {"name": "logs", "mountPath": "/logs", "readOnly": True} in container["volumeMounts"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert "hostPort" not in container["ports"][0]
+
+
+def test_nginx_lists_directories_and_only_reads() -> None:
+    conf = render().one("ConfigMap")["data"]["nginx.conf"]
+    for directive in ("autoindex on;", "root /logs;", "disable_symlinks on;", "listen 8080;", "pid /tmp/nginx.pid;"):
+        assert directive in conf
+    assert "limit_except GET" in conf
+
+
+def test_log_root_and_host_port_are_values() -> None:
+    r = render({"logs": {"hostPath": "/srv/logs"}, "hostPort": 8081})
+    pod = r.one("DaemonSet")["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["hostPath"]["path"] == "/srv/logs"
+    assert pod["containers"][0]["ports"][0]["hostPort"] == 8081
+    assert "http://<node IP>:8081/" in r.notes
+
+
+def test_matches_the_microservice_default_log_root() -> None:
+    micro = chartlib.load_values(chartlib.MICROSERVICE / "values.yaml")
+    nodes = chartlib.load_values(NODE_LOGS / "values.yaml")
+    assert micro["logs"]["hostPath"] == nodes["logs"]["hostPath"]
