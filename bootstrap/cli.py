@@ -38,9 +38,11 @@ def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
     from bootstrap.setup import make_plan
 
     as_json = bool(args) and args[0] == "--json"
-    rest = _command_args(args[1:] if as_json else args)
-    if rest and rest[0].startswith("-") and rest[0] != "--":
-        raise UsageError(f"unknown option {rest[0]!r} for plan; use 'bootstrap plan [--json] [--] [CMD...]'")
+    after = args[1:] if as_json else args
+    # options are checked before '--' is dropped: after it, '-x' is the command, not an option
+    if after and after[0].startswith("-") and after[0] != "--":
+        raise UsageError(f"unknown option {after[0]!r} for plan; use 'bootstrap plan [--json] [--] [CMD...]'")
+    rest = _command_args(after)
     settings = settings_mod.load(environ)
     plan = make_plan(settings)
     command = list(rest or settings.start)

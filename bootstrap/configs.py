@@ -19,6 +19,15 @@ def layer_files(layer_dir: str) -> dict[str, str]:
     return files
 
 
+def _fill(text: str, where: str, settings: Settings) -> str:
+    try:
+        return text.format(env=settings.env, app=settings.app_name)
+    except (KeyError, IndexError, ValueError) as exc:
+        # str.format raises KeyError('pod') for {pod}: report it like any bad setting, not a traceback
+        raise BootstrapError(f"{where}={text!r} is invalid: only the placeholders {{env}} and {{app}} are "
+                             f"allowed, with balanced braces ({exc!s})") from None
+
+
 def wanted_links(settings: Settings) -> dict[str, str]:
     """Link path -> source. `<env>/` wins over `common/`; `links:` entries come last."""
     wanted: dict[str, str] = {}
@@ -26,7 +35,7 @@ def wanted_links(settings: Settings) -> dict[str, str]:
         for rel, source in layer_files(os.path.join(settings.conf_source, layer)).items():
             wanted[os.path.join(settings.conf_target, rel)] = source
     for n, link in enumerate(settings.links):
-        source = link.source.format(env=settings.env, app=settings.app_name)
+        source = _fill(link.source, f"links[{n}].source", settings)
         resolved = os.path.normpath(os.path.join(settings.app_home, source))
         if os.path.isabs(source) or not under(resolved, settings.app_home) or resolved == settings.app_home:
             raise BootstrapError(f"links[{n}].source={link.source!r} leaves APP_HOME ({settings.app_home}); "
@@ -34,8 +43,8 @@ def wanted_links(settings: Settings) -> dict[str, str]:
         if not os.path.lexists(resolved):
             raise BootstrapError(f"links[{n}].source={link.source!r}: {resolved} does not exist; "
                                  "fix the path or add the file to the image")
-        target = os.path.normpath(os.path.join(settings.app_home, link.target.format(
-            env=settings.env, app=settings.app_name)))
+        target = os.path.normpath(os.path.join(settings.app_home, _fill(link.target, f"links[{n}].target",
+                                                                         settings)))
         wanted[target] = resolved
     return wanted
 
@@ -50,9 +59,10 @@ def plan(settings: Settings, planner: Planner) -> None:
 
     for path in sorted(wanted):
         stop_at = settings.conf_target if under(path, settings.conf_target) else "/"
-        planner.ensure_dir(os.path.dirname(path), stop_at=stop_at)
+        planner.ensure_dir(os.path.dirname(path), stop_at=stop_at, replaceable=ours if stop_at != "/" else None)
         planner.place_link(path, wanted[path], ours)
-    for path in stale_links(settings.conf_target, settings.conf_source, set(wanted)):
+    handled = {a.path for a in planner.actions if a.kind in ("unlink-stale", "move-aside")}
+    for path in stale_links(settings.conf_target, settings.conf_source, set(wanted) | handled):
         planner.add(Action("unlink-stale", path, os.readlink(path), reason="links to a file of another environment"))
 
 
