@@ -37,7 +37,9 @@ def wanted_links(settings: Settings) -> dict[str, str]:
     for n, link in enumerate(settings.links):
         source = _fill(link.source, f"links[{n}].source", settings)
         resolved = os.path.normpath(os.path.join(settings.app_home, source))
-        if os.path.isabs(source) or not under(resolved, settings.app_home) or resolved == settings.app_home:
+        real_home = os.path.realpath(settings.app_home)
+        if (os.path.isabs(source) or not under(resolved, settings.app_home) or resolved == settings.app_home
+                or not under(os.path.realpath(resolved), real_home)):  # a symlink inside may lead out
             raise BootstrapError(f"links[{n}].source={link.source!r} leaves APP_HOME ({settings.app_home}); "
                                  "use a path relative to APP_HOME without '..'")
         if not os.path.lexists(resolved):

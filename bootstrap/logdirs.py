@@ -10,7 +10,7 @@ import os
 import socket
 import time
 
-from bootstrap.actions import Planner, under
+from bootstrap.actions import Action, Planner, under
 from bootstrap.errors import BootstrapError
 from bootstrap.record import frozen
 from bootstrap.settings import PLACEHOLDER_RE, Settings
@@ -63,7 +63,11 @@ def check_root(log_root: str) -> None:
 def plan(settings: Settings, planner: Planner, ip: str, owner: tuple[int, int] | None) -> LogPlace:
     check_root(settings.log_root)
     directory = os.path.join(settings.log_root, render(settings.log_dir, placeholders(settings, ip)))
-    planner.ensure_dir(directory, stop_at=settings.log_root, owner=owner)
+    created = planner.ensure_dir(directory, stop_at=settings.log_root, owner=owner)
+    if owner and directory not in created and os.path.isdir(directory):
+        st = os.stat(directory)
+        if (st.st_uid, st.st_gid) != owner:  # reused from a run under another user
+            planner.add(Action("chown", directory, uid=owner[0], gid=owner[1]))
 
     def previous_log_dir(dest: str) -> bool:
         return under(dest, settings.log_root)

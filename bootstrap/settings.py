@@ -267,9 +267,22 @@ def parse_log_pattern(value: Any, where: str) -> str:
     if unknown:
         raise _fail(where, value, f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: "
                     + " ".join("{%s}" % p for p in LOG_PLACEHOLDERS))
-    if text.startswith("/") or ".." in text.split("/"):
-        raise _fail(where, value, "must be a relative path inside the log root, without '..'")
+    if text.startswith("/") or ".." in text.split("/") or os.path.normpath(text) == ".":
+        raise _fail(where, value, "must be a relative path inside the log root, without '..', e.g. {app}/{ip}")
     return text
+
+
+def parse_ip(value: Any, where: str) -> str:
+    import socket  # netinfo needs it anyway when POD_IP is unset
+
+    text = _text(value, where)
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+            return text
+        except OSError:
+            pass
+    raise _fail(where, value, "expected an IPv4 or IPv6 address, e.g. from the downward API (status.podIP)")
 
 
 def parse_abs_path(value: Any, where: str) -> str:
@@ -391,7 +404,7 @@ def load(environ: Mapping[str, str]) -> Settings:
     """Resolves the settings from the defaults, the settings file and `environ`."""
     explicit = environ.get("BOOTSTRAP_CONFIG")
     if explicit and not os.path.isfile(explicit):
-        raise BootstrapError(f"BOOTSTRAP_CONFIG={explicit!r} does not exist; fix the path or unset it")
+        raise BootstrapError(f"BOOTSTRAP_CONFIG={explicit!r} is not a file; fix the path or unset it")
     config_file = explicit or (DEFAULT_CONFIG if os.path.isfile(DEFAULT_CONFIG) else "")
     data = read_yaml(config_file) if config_file else {}
 
@@ -449,7 +462,7 @@ def load(environ: Mapping[str, str]) -> Settings:
         # a relative log_links path is relative to APP_HOME, like BOOTSTRAP_LOG_LINK and links: targets
         log_links=tuple(LogLink(_under(home, d["path"]), d["subdir"])
                         for d in _links(data.get("log_links"), f"log_links {where}", ("path", "subdir"))),
-        pod_ip=environ.get("POD_IP") or None,
+        pod_ip=parse_ip(environ["POD_IP"], "POD_IP") if environ.get("POD_IP") else None,
         pod=environ.get("POD_NAME") or None,
         namespace=environ.get("POD_NAMESPACE") or None,
         node=environ.get("NODE_NAME") or None,

@@ -250,6 +250,15 @@ def test_links_source_escape_refused(home: Path, tmp_path: Path, source: str) ->
     assert snapshot(tmp_path) == before
 
 
+def test_links_source_through_a_symlink_out_of_app_home_refused(home: Path, tmp_path: Path) -> None:
+    write(tmp_path / "outside" / "secret.xml", "secret")
+    os.symlink(tmp_path / "outside", home / "escape")
+    yaml = 'links:\n  - {source: "escape/secret.xml", target: "conf/x"}\n'
+    with pytest.raises(BootstrapError) as info:
+        plan(load(home, "dev", yaml))
+    assert "links[0].source" in str(info.value) and "APP_HOME" in str(info.value)
+
+
 def test_links_source_missing(home: Path) -> None:
     yaml = 'links:\n  - {source: "conf.d/{env}/nope.xml", target: "conf/nope.xml"}\n'
     with pytest.raises(BootstrapError) as info:

@@ -237,6 +237,16 @@ def test_ownership_follows_user_name(environ: dict[str, str]) -> None:
     assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
 
 
+@pytest.mark.process
+def test_reused_log_dir_is_given_to_the_new_user(environ: dict[str, str]) -> None:
+    require_root()
+    first = run_setup(environ)  # as root
+    environ["BOOTSTRAP_USER"] = "4343:4343"
+    second = run_setup(environ)
+    assert second.log_dir == first.log_dir
+    assert (os.stat(second.log_dir).st_uid, os.stat(second.log_dir).st_gid) == (4343, 4343)
+
+
 def test_unknown_user_name(environ: dict[str, str]) -> None:
     environ["BOOTSTRAP_USER"] = "no-such-user-xyz"
     message = str(setup_error(environ))
