@@ -22,15 +22,14 @@ def _command_args(args: list[str]) -> list[str]:
 
 def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
     from bootstrap import settings as settings_mod
-    from bootstrap.actions import apply
-    from bootstrap.setup import make_plan
+    from bootstrap.setup import apply_plan, make_plan
     from bootstrap.supervisor import launch
 
     settings = settings_mod.load(environ)
     command = settings_mod.require_command(settings, _command_args(args))
     plan = make_plan(settings)
-    apply(plan.actions)
-    return launch(settings, plan, command, dict(environ))
+    phases = apply_plan(plan)
+    return launch(settings, plan, command, dict(environ), phases)
 
 
 def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:

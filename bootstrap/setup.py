@@ -1,7 +1,10 @@
-"""The whole setup as one plan: run dir, config links, log directory. `plan` prints it; `run` applies it."""
+"""The whole setup as one plan: run dir, config links, log directory. `plan` prints it; `run` applies it
+and keeps how long each phase took, for the agent's metrics."""
 from __future__ import annotations
 
-from bootstrap import configs, logdirs, netinfo, users
+import time
+
+from bootstrap import actions, configs, logdirs, netinfo, users
 from bootstrap.actions import Action, Planner
 from bootstrap.record import frozen
 from bootstrap.settings import Settings
@@ -9,17 +12,36 @@ from bootstrap.settings import Settings
 
 @frozen
 class SetupPlan:
-    actions: tuple[Action, ...]
+    steps: tuple[tuple[str, tuple[Action, ...]], ...]  # (phase, its actions): ("config", …), ("logs", …)
     ip: str
     log_dir: str
     user: users.User | None
+    plan_seconds: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(action for _, step in self.steps for action in step)
 
 
 def make_plan(settings: Settings) -> SetupPlan:
     user = users.resolve(settings.user) if settings.user else None
-    planner = Planner()
-    planner.ensure_dir(settings.run_dir)
-    configs.plan(settings, planner)
-    place = logdirs.plan(settings, planner, netinfo.detect_ip(settings.pod_ip),
+    began = time.monotonic()
+    config = Planner()
+    config.ensure_dir(settings.run_dir)
+    configs.plan(settings, config)
+    planned = time.monotonic()
+    logs = Planner()
+    place = logdirs.plan(settings, logs, netinfo.detect_ip(settings.pod_ip),
                          (user.uid, user.gid) if user else None)
-    return SetupPlan(tuple(planner.actions), place.ip, place.directory, user)
+    return SetupPlan((("config", tuple(config.actions)), ("logs", tuple(logs.actions))), place.ip,
+                     place.directory, user, (("config", planned - began), ("logs", time.monotonic() - planned)))
+
+
+def apply_plan(plan: SetupPlan) -> dict[str, float]:
+    """Applies every step; returns seconds per phase, planning included."""
+    seconds = dict(plan.plan_seconds)
+    for phase, step in plan.steps:
+        began = time.monotonic()
+        actions.apply(step)
+        seconds[phase] = seconds.get(phase, 0.0) + time.monotonic() - began
+    return seconds

@@ -6,12 +6,14 @@ exists and taken with sigtimedwait, so handling one is ordinary code in the loop
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Mapping
 
 from bootstrap import child, log, logdirs, reaper, status
+from bootstrap.forked import ForkedHelper
 from bootstrap.settings import Settings
 from bootstrap.setup import SetupPlan
 
@@ -22,7 +24,8 @@ STOP_TRIGGERS = frozenset({signal.SIGTERM, signal.SIGINT})
 NOT_FORWARDED = frozenset({signal.SIGCHLD, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                            signal.SIGTRAP, signal.SIGSYS, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU})
 EXIT_GRACE = 2.0  # after the app exits on its own, the rest of its group gets this long (DESIGN §3)
-MAX_WAKEUP = 1.0  # the loop wakes at least this often to watch the checker's heartbeat
+MAX_WAKEUP = 1.0  # the loop wakes at least this often to watch the helpers' heartbeats
+SUPERVISOR_FILE = "supervisor.json"
 
 
 def signal_name(sig: int) -> str:
@@ -32,7 +35,8 @@ def signal_name(sig: int) -> str:
         return str(sig)
 
 
-def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], environ: Mapping[str, str]) -> int:
+def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], environ: Mapping[str, str],
+           phases: dict[str, float] | None = None) -> int:
     """Runs the app as a supervised child and returns the exit code bootstrap must exit with."""
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)  # before any child or thread
     if os.getpid() != 1:
@@ -45,38 +49,53 @@ def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], enviro
     origin = log_origin(settings.ready.log) if settings.ready.log else None
     status.write(settings.run_dir, "starting", fresh=True, supervisor_pid=os.getpid(), pid=None,
                  detail=f"starting {command[0]}")
+    began = time.monotonic()
     app = child.spawn(command, environ, old_mask, CATCHABLE, plan.user)
+    phases = {**(phases or {}), "spawn": time.monotonic() - began}
     log.info(f"started {' '.join(command)} as pid {app} (env {settings.env}, logs in {plan.log_dir})")
     logdirs.append_record(plan.log_dir, settings, plan.ip, "start", app)
     status.write(settings.run_dir, "starting", pid=app, detail="waiting for readiness checks")
-    return Supervisor(settings, plan, app, started_at, origin).run()
+    return Supervisor(settings, plan, app, started_at, origin, phases).run()
 
 
 class Supervisor:
-    """The loop's state: the app, the stop in progress, and the readiness checker."""
+    """The loop's state: the app, the stop in progress, the helpers and the counters."""
 
     def __init__(self, settings: Settings, plan: SetupPlan, app: int, started_at: float,
-                 origin: tuple[int, int] | None) -> None:
+                 origin: tuple[int, int] | None, phases: dict[str, float]) -> None:
         self.settings, self.plan, self.app = settings, plan, app
-        self.started_at, self.origin = started_at, origin
         self.app_code: int | None = None  # set when the app is reaped
         self.stopping = False
         self.drain_until = self.kill_at = self.quit_at = 0.0
         self.stop_sent = self.quit_sent = self.killed = False
-        self.checker: int | None = None
-        self.beat_fd = -1
-        self.last_beat = 0.0
-        self.checker_started = 0.0
-        self.restart_at = 0.0
-        self.restart_delay = 0.0
+
+        def check(heartbeat_fd: int) -> None:
+            from bootstrap import readiness  # heavy imports happen in the child only
+
+            readiness.checker_main(settings, app, heartbeat_fd, started_at, origin)
+
+        def serve(heartbeat_fd: int) -> None:
+            from bootstrap import agent_http
+
+            agent_http.serve_main(settings, app, heartbeat_fd)
+
+        self.checker = ForkedHelper("readiness checker", check, settings.checker_timeout)
+        self.http = ForkedHelper("http endpoint", serve, None) if settings.http_port else None
+        self.counters = Counters(started_at, phases)
+
+    def helpers(self) -> list[ForkedHelper]:
+        return [h for h in (self.checker, self.http) if h is not None]
 
     def run(self) -> int:
-        self.start_checker()
+        for helper in self.helpers():
+            helper.start()
         while self.app_code is None:
+            self.counters.save_if_changed(self.settings.run_dir, self.app, self.helpers())
             self.take_signal(self.next_wakeup())
             self.reap()
             self.advance_stop()
-            self.watch_checker()
+            for helper in self.helpers():
+                helper.watch()
         return self.finish()
 
     # --- signals ---------------------------------------------------------------------------
@@ -90,8 +109,7 @@ class Supervisor:
             deadlines.append(self.kill_at)
             if self.settings.thread_dump and not self.quit_sent:
                 deadlines.append(self.quit_at)
-        if self.checker is None and not self.stopping:
-            deadlines.append(self.restart_at)
+        deadlines += [d for d in (h.next_deadline() for h in self.helpers()) if d is not None]
         return max(0.0, min(deadlines) - now)
 
     def take_signal(self, timeout: float) -> None:
@@ -103,6 +121,7 @@ class Supervisor:
             self.begin_stop(sig)
         elif sig not in NOT_FORWARDED:
             self.to_group(sig)
+            self.counters.forwarded(signal_name(sig))
             log.debug(f"forwarded {signal_name(sig)} to the app's process group {self.app}")
 
     def to_group(self, sig: int) -> None:
@@ -120,7 +139,7 @@ class Supervisor:
                 self.drain_until = time.monotonic()
             return
         self.stopping = True
-        self.stop_checker()
+        self.checker.stop()  # the HTTP endpoint stays up: it must answer 503 while we stop
         status.write(self.settings.run_dir, "stopping", detail=f"received {signal_name(sig)}")
         self.drain_until = time.monotonic() + self.settings.drain_seconds
         log.info(f"received {signal_name(sig)}: not ready now; {signal_name(self.settings.stop_signal)} "
@@ -150,13 +169,18 @@ class Supervisor:
         for pid, code in reaper.reap():
             if pid == self.app:
                 self.app_code = code
-            elif pid == self.checker:
-                self.checker_died(code)
+                continue
+            for helper in self.helpers():
+                if pid == helper.pid:
+                    helper.died(code)
+                    break
+            else:
+                self.counters.reaped()
 
     def finish(self) -> int:
         """The app is gone: end the checker, give the rest of its group a short grace, record, exit."""
         assert self.app_code is not None
-        self.stop_checker()
+        self.checker.stop()
         self.drain_group(min(EXIT_GRACE, self.settings.stop_timeout))
         raw = self.app_code if self.app_code >= 0 else 128 - self.app_code
         if self.killed:
@@ -176,6 +200,8 @@ class Supervisor:
                               exit_code=code, raw_exit_code=raw, cause=cause)
         write_termination_log(self.settings.termination_log, f"{self.settings.app_name}: {detail}\n")
         log.info(f"app {detail}")
+        if self.http is not None:
+            self.http.stop()
         return code
 
     def drain_group(self, grace: float) -> None:
@@ -190,73 +216,39 @@ class Supervisor:
                 self.to_group(signal.SIGKILL)
                 deadline = float("inf")  # now just wait for the KILLed processes to be reaped
             signal.sigtimedwait({signal.SIGCHLD}, min(max(remaining, 0.0), MAX_WAKEUP))
-            reaper.reap()
+            self.reap()
 
-    # --- the readiness checker -------------------------------------------------------------
 
-    def start_checker(self) -> None:
-        read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(read_end)
-                from bootstrap import readiness  # heavy imports happen here, in the child only
+class Counters:
+    """What only PID 1 knows, for the metrics endpoint: RUN_DIR/supervisor.json, written by PID 1 only."""
 
-                readiness.checker_main(self.settings, self.app, write_end, self.started_at, self.origin)
-            except Exception as exc:  # the checker's fault must never reach PID 1's loop
-                log.error(f"readiness checker crashed: {exc!r}")
-            finally:
-                os._exit(70)
-        os.close(write_end)
-        self.checker, self.beat_fd = pid, read_end
-        self.last_beat = self.checker_started = time.monotonic()
+    def __init__(self, started_at: float, phases: dict[str, float]) -> None:
+        self.started_at = started_at
+        self.phases = phases
+        self.signals: dict[str, int] = {}
+        self.zombies = 0
+        self.changed = True
+        self._helpers_seen: list[tuple[int, int | None]] = []
 
-    def stop_checker(self) -> None:
-        """SIGKILL and wait, so no late status write from the checker can follow ours."""
-        if self.checker is None:
+    def forwarded(self, name: str) -> None:
+        self.signals[name] = self.signals.get(name, 0) + 1
+        self.changed = True
+
+    def reaped(self) -> None:
+        self.zombies += 1
+        self.changed = True
+
+    def save_if_changed(self, run_dir: str, app: int, helpers: list[ForkedHelper]) -> None:
+        seen = [(h.restarts, h.pid) for h in helpers]
+        if not self.changed and seen == self._helpers_seen:
             return
-        try:
-            os.kill(self.checker, signal.SIGKILL)
-            os.waitpid(self.checker, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass  # already reaped
-        self.checker = None
-        self.close_beat()
-
-    def close_beat(self) -> None:
-        if self.beat_fd >= 0:
-            os.close(self.beat_fd)
-            self.beat_fd = -1
-
-    def checker_died(self, code: int) -> None:
-        self.checker = None
-        self.close_beat()
-        if self.stopping:
-            return
-        lived = time.monotonic() - self.checker_started
-        # Back off when it dies young (say a broken check), so it cannot spin PID 1's CPU.
-        self.restart_delay = 0.0 if lived > 60 else min(30.0, max(0.5, self.restart_delay * 2))
-        self.restart_at = time.monotonic() + self.restart_delay
-        log.warning(f"readiness checker exited ({code}); restarting it in {self.restart_delay:g}s, "
-                    "the app is not affected")
-
-    def watch_checker(self) -> None:
-        if self.stopping or self.app_code is not None:
-            return
-        now = time.monotonic()
-        if self.checker is None:
-            if now >= self.restart_at:
-                self.start_checker()
-            return
-        try:
-            if os.read(self.beat_fd, 4096):
-                self.last_beat = now
-        except BlockingIOError:
-            pass
-        if now - self.last_beat > self.settings.checker_timeout:
-            log.warning(f"readiness checker gave no heartbeat for {self.settings.checker_timeout:g}s: killing it")
-            os.kill(self.checker, signal.SIGKILL)
-            self.last_beat = now  # the reap restarts it
+        doc = {"supervisor_pid": os.getpid(), "app_pid": app, "started_at": status.iso_time(self.started_at),
+               "phases": self.phases, "signals_forwarded": self.signals, "zombies_reaped": self.zombies,
+               "helper_restarts": {h.name: h.restarts for h in helpers},
+               "helper_pids": {h.name: h.pid for h in helpers}}
+        status.write_atomic(os.path.join(run_dir, SUPERVISOR_FILE), (json.dumps(doc, sort_keys=True) + "\n").encode())
+        self.changed = False
+        self._helpers_seen = seen
 
 
 def log_origin(path: str) -> tuple[int, int] | None:

@@ -114,6 +114,13 @@ class Agent:
         except (OSError, ValueError):
             return {}
 
+    def counters(self) -> dict[str, Any]:
+        """supervisor.json: what PID 1 counted (signals forwarded, zombies reaped, helper restarts)."""
+        try:
+            return json.loads((self.run_dir / "supervisor.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     def wait(self, timeout: float = 30.0) -> int:
         return self.proc.wait(timeout)
 

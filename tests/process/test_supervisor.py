@@ -98,6 +98,7 @@ def test_signals_reach_the_app_and_its_group(start: Start, pid1: bool, sig: int)
     name = signal.Signals(sig).name
     agent.wait_line(f"^app signal {name}$")
     agent.wait_line(f"^grandchild signal {name}$")
+    wait_until(lambda: agent.counters().get("signals_forwarded", {}).get(name) == 1)
 
 
 @MODES
@@ -117,6 +118,7 @@ def test_orphans_are_reaped(start: Start, pid1: bool) -> None:
                                        if p.status() == psutil.STATUS_ZOMBIE]
 
     wait_until(orphans_gone, timeout=10)
+    wait_until(lambda: agent.counters().get("zombies_reaped") == 5)
 
 
 @MODES
@@ -235,6 +237,7 @@ def test_killed_checker_comes_back_and_app_keeps_running(start: Start) -> None:
     assert psutil.Process(app_pid).is_running()
     assert agent.proc.poll() is None
     assert "readiness checker exited" in "\n".join(agent.err)
+    wait_until(lambda: agent.counters()["helper_restarts"]["readiness checker"] == 1)
 
 
 def test_hung_checker_is_replaced(start: Start) -> None:
