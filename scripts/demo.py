@@ -87,7 +87,7 @@ def main() -> int:
     cmd = [BOOTSTRAP, "run"]
     if as_pid1:
         cmd = ["unshare", "--pid", "--fork", "--mount-proc", *cmd]
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, cwd=home)  # the image's WORKDIR
     ready = root / "run" / "ready"
     deadline = time.monotonic() + 30
     while not ready.exists():  # the demo's only poll: it stands in for the kubelet's readiness probe
