@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 
 from bootstrap.actions import Action, Planner, under
@@ -33,7 +32,7 @@ def placeholders(settings: Settings, ip: str) -> dict[str, str | None]:
         "pod": settings.pod,
         "namespace": settings.namespace,
         "node": settings.node,
-        "hostname": socket.gethostname(),
+        "hostname": os.uname().nodename,  # the kernel hostname, without importing socket
     }
 
 

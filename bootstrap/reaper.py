@@ -5,7 +5,6 @@ it reports nothing left (0) or no children at all (ECHILD).
 """
 from __future__ import annotations
 
-import ctypes
 import os
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -27,6 +26,8 @@ def reap() -> list[tuple[int, int]]:
 
 def become_subreaper() -> bool:
     """When not PID 1, orphans of the app must still come to us, not to the host's init."""
+    import ctypes  # only when not PID 1
+
     libc = ctypes.CDLL(None, use_errno=True)
     return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 

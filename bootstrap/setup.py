@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bootstrap import actions, configs, logdirs, netinfo, users
+from bootstrap import actions, configs, logdirs, users
 from bootstrap.actions import Action, Planner
 from bootstrap.record import frozen
 from bootstrap.settings import Settings
@@ -31,10 +31,16 @@ def make_plan(settings: Settings) -> SetupPlan:
     configs.plan(settings, config)
     planned = time.monotonic()
     logs = Planner()
-    place = logdirs.plan(settings, logs, netinfo.detect_ip(settings.pod_ip),
+    place = logdirs.plan(settings, logs, settings.pod_ip or detect_ip(),
                          (user.uid, user.gid) if user else None)
     return SetupPlan((("config", tuple(config.actions)), ("logs", tuple(logs.actions))), place.ip,
                      place.directory, user, (("config", planned - began), ("logs", time.monotonic() - planned)))
+
+
+def detect_ip() -> str:
+    from bootstrap import netinfo  # socket, fcntl, struct: only when POD_IP is not given
+
+    return netinfo.detect_ip(None)
 
 
 def apply_plan(plan: SetupPlan) -> dict[str, float]:
