@@ -5,6 +5,7 @@ Nothing is ever deleted or overwritten. A file or directory in the way is rename
 """
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable
 
@@ -119,9 +120,20 @@ def _mkdir(a: Action) -> None:
 
 
 def _move_aside(a: Action) -> None:
-    if os.path.lexists(a.path):
-        # Re-pick at apply time: something may have taken the planned name since plan ran.
-        os.rename(a.path, a.target if not os.path.lexists(a.target) else aside_name(a.path))
+    if not os.path.lexists(a.path):
+        return
+    # Re-pick at apply time: something may have taken the planned name since plan ran.
+    target = a.target if not os.path.lexists(a.target) else aside_name(a.path)
+    try:
+        os.rename(a.path, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        # overlayfs cannot rename a directory that comes from an image layer: copy it, with
+        # its links as links, then remove the original; its files are kept under the new name.
+        import shutil
+
+        shutil.move(a.path, target)
 
 
 def _link(a: Action) -> None:
