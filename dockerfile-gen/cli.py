@@ -1,0 +1,156 @@
+"""The command line. The only module that reads argv, the environment or the working directory."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from dockerfile_gen import build, graph, render
+from dockerfile_gen.choose import explain
+from dockerfile_gen.errors import EXIT_USER_ERROR, GenError
+from dockerfile_gen.generate import Options, batch, generate, write_outputs
+from dockerfile_gen.spec import load_spec
+from dockerfile_gen.tree import Tree, load_tree
+
+log = logging.getLogger("dockerfile_gen")
+# In a source checkout the tree sits beside the package.
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dockerfile-gen", description="Base-image tree and Dockerfile generator.")
+    parser.add_argument("--tree", help="the image tree directory (default: ./image-tree, else the checkout's)")
+    parser.add_argument("--base-prefix", default="localhost/base", help="base images are PREFIX/NAME:VERSION (default %(default)s)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    app = sub.add_parser("app", help="generate one app's Dockerfile, bootstrap.yaml and Helm values")
+    app.add_argument("spec")
+    app.add_argument("-o", "--output", help="output directory (required unless --explain)")
+    app.add_argument("--explain", action="store_true", help="print every candidate base, its cost and why")
+    _app_options(app)
+
+    bat = sub.add_parser("batch", help="generate every APPS_DIR/*/app.yaml into OUT/*/")
+    bat.add_argument("apps_dir")
+    bat.add_argument("-o", "--output", required=True)
+    bat.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPUs)")
+    _app_options(bat)
+
+    tree = sub.add_parser("tree", help="show, render, build or draw the image tree")
+    tsub = tree.add_subparsers(dest="tree_command", required=True)
+    tsub.add_parser("show", help="list the images, parents first, with what each adds")
+    rend = tsub.add_parser("render", help="write each base image's Dockerfile to DIR/<name>/")
+    rend.add_argument("-o", "--output", required=True)
+    rend.add_argument("--root-from", help="override the root's FROM image")
+    bld = tsub.add_parser("build", help="build the images parents-first, skipping unchanged ones")
+    bld.add_argument("images", nargs="*", help="only these images (and their ancestors)")
+    bld.add_argument("--engine", choices=sorted(build.ENGINES), help="default: the first of podman, buildah, docker found")
+    bld.add_argument("--push", metavar="REGISTRY", help="push each image as REGISTRY/NAME:VERSION")
+    bld.add_argument("--tls-verify", action=argparse.BooleanOptionalAction, default=True, help="TLS for --push (podman, buildah)")
+    bld.add_argument("--root-from", help="override the root's FROM image, e.g. localhost/debian:bookworm")
+    bld.add_argument("--wheel", help="the agent wheel to install in the root (default: build one from --source)")
+    bld.add_argument("--source", default=_CHECKOUT, help="project source to build the wheel from (default: this checkout)")
+    gra = tsub.add_parser("graph", help="draw the tree with graphviz")
+    gra.add_argument("-o", "--output", required=True, help="FILE.svg, FILE.png or FILE.dot")
+    gra.add_argument("--root-from", help="override the root's FROM image in the drawing")
+    return parser
+
+
+def _app_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app-prefix", default="localhost/apps", help="Helm image.repository is PREFIX/APP (default %(default)s)")
+    parser.add_argument("--tag", help="Helm image.tag (default: a hash of the generated build files)")
+
+
+def _tree_dir(arg: str | None) -> str:
+    if arg:
+        return arg
+    for candidate in ("image-tree", os.path.join(_CHECKOUT, "image-tree")):
+        if os.path.isdir(candidate):
+            return candidate
+    raise GenError("no image tree found: pass --tree DIR", "--tree")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return _dispatch(args, load_tree(_tree_dir(args.tree)))
+    except GenError as exc:
+        print(f"dockerfile-gen: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _dispatch(args: argparse.Namespace, tree: Tree) -> int:
+    if args.command == "app":
+        return _app(args, tree)
+    if args.command == "batch":
+        return _batch(args, tree)
+    return _tree(args, tree)
+
+
+def _options(args: argparse.Namespace) -> Options:
+    return Options(base_prefix=args.base_prefix, app_prefix=args.app_prefix, tag=args.tag)
+
+
+def _app(args: argparse.Namespace, tree: Tree) -> int:
+    spec = load_spec(args.spec)
+    if args.explain:
+        sys.stdout.write(explain(spec, tree))
+    if args.output is None:
+        if not args.explain:
+            raise GenError("-o DIR is required (or use --explain alone)", "app")
+        return 0
+    result = generate(spec, tree, _options(args))
+    write_outputs(args.output, result.files)
+    log.info("%s: base %s -> %s (%s)", spec.name, result.choice.image.name, args.output, ", ".join(result.files))
+    return 0
+
+
+def _batch(args: argparse.Namespace, tree: Tree) -> int:
+    report = batch(args.apps_dir, args.output, tree, _options(args), jobs=max(1, args.jobs))
+    for failure in report.failures:
+        print(f"dockerfile-gen: error: {failure.error}", file=sys.stderr)
+    sys.stdout.write(report.summary())
+    return EXIT_USER_ERROR if report.failures else 0
+
+
+def _tree(args: argparse.Namespace, tree: Tree) -> int:
+    if args.tree_command == "show":
+        sys.stdout.write(show(tree, args.base_prefix))
+    elif args.tree_command == "render":
+        for name in tree.order:
+            out = os.path.join(args.output, name)
+            os.makedirs(out, exist_ok=True)
+            text = render.render_base_dockerfile(tree.images[name], tree, args.base_prefix, args.root_from)
+            with open(os.path.join(out, "Dockerfile"), "w", encoding="utf-8") as handle:
+                handle.write(text)
+        log.info("rendered %d Dockerfiles into %s", len(tree.order), args.output)
+    elif args.tree_command == "graph":
+        graph.write_graph(tree, args.output, args.root_from)
+    else:
+        _build(args, tree)
+    return 0
+
+
+def _build(args: argparse.Namespace, tree: Tree) -> None:
+    engine = build.find_engine(args.engine)
+    with tempfile.TemporaryDirectory(prefix="agent-wheel-") as wheel_dir:
+        wheel = args.wheel or build.build_wheel(args.source, wheel_dir)
+        results = build.build_tree(
+            tree, engine, args.base_prefix, wheel,
+            root_from=args.root_from, only=args.images, push=args.push, tls_verify=args.tls_verify,
+        )
+    built = sum(1 for r in results if r.status == "built")
+    log.info("tree build: %d built, %d unchanged, %.1fs", built, len(results) - built, sum(r.seconds for r in results))
+
+
+def show(tree: Tree, prefix: str) -> str:
+    lines = []
+    for name in tree.order:
+        image = tree.images[name]
+        provides = " ".join(f"{k}={graph.show_value(v)}" for k, v in sorted(image.provides.items()))
+        lines.append(f"{'  ' * image.depth}{tree.ref(name, prefix)}  [{provides}]  +{len(image.own_packages)} packages ({len(image.packages)} in all)")
+    return "\n".join(lines) + "\n"

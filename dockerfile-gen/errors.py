@@ -1,0 +1,19 @@
+"""The one user-facing error type. `cli` turns it into one `dockerfile-gen: error:` line and one exit code."""
+from __future__ import annotations
+
+EXIT_USER_ERROR = 65  # sysexits.h EX_DATAERR: a spec, a tree file or an option is wrong
+
+
+class GenError(Exception):
+    """An error the user can fix: a bad spec, a bad tree, a missing tool, a failed build.
+
+    `where` is the file (or image name) and `key` the dotted key inside it, so every message
+    reads `FILE: KEY: what is wrong`.
+    """
+
+    def __init__(self, message: str, where: str = "", key: str = "") -> None:
+        self.where = where
+        self.key = key
+        self.detail = message
+        prefix = ": ".join(part for part in (where, key) if part)
+        super().__init__(f"{prefix}: {message}" if prefix else message)

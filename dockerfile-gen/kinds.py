@@ -1,0 +1,157 @@
+"""What each app `type` needs and how it starts: a plain dict registry, typed by a Protocol.
+
+Adding a type means adding one entry to KINDS. Servlet containers are data too (SERVLETS), keyed by
+the value a tree image gives in `provides.servlet`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+APP_HOME = "/app"
+CONF_DIR = f"{APP_HOME}/conf"  # where bootstrap links the active environment's config
+DEFAULT_USER = "app"
+
+
+@dataclass(frozen=True)
+class Servlet:
+    webapps: str
+    conf: str  # files under conf.d/<env>/tomcat/ are linked over this directory's
+    logs: str
+    start: tuple[str, ...]
+    user: str
+
+
+SERVLETS: dict[str, Servlet] = {
+    # Debian's tomcat10: CATALINA_BASE=/var/lib/tomcat10, whose conf/ and logs/ point at /etc and /var/log.
+    "tomcat10": Servlet(
+        webapps="/var/lib/tomcat10/webapps",
+        conf="/var/lib/tomcat10/conf",
+        logs="/var/log/tomcat10",
+        start=("/usr/share/tomcat10/bin/catalina.sh", "run"),
+        user="tomcat",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    source: str  # relative to APP_HOME (bootstrap refuses escapes)
+    target: str
+
+
+@dataclass(frozen=True)
+class LogLink:
+    path: str
+    subdir: str
+
+
+class Kind(Protocol):
+    """One app type. `servlet` is the base's servlet container, when it has one."""
+
+    needs_servlet: bool
+    default_ports: tuple[int, ...]
+    drain_seconds: int
+    stop_timeout: int
+
+    def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str: ...
+
+    def start(self, name: str, artifact: str | None, servlet: Servlet | None) -> tuple[str, ...]: ...
+
+    def default_user(self, servlet: Servlet | None) -> str: ...
+
+    def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]: ...
+
+    def log_links(self, servlet: Servlet | None) -> tuple[LogLink, ...]: ...
+
+
+def _java_start(jar: str, extra: str = "") -> tuple[str, ...]:
+    # A shell only to expand $JAVA_OPTS; `exec` makes the JVM bootstrap's direct child,
+    # so it gets the stop signal itself.
+    return ("sh", "-c", f"exec java $JAVA_OPTS -jar {jar}{extra}")
+
+
+@dataclass(frozen=True)
+class JarKind:
+    springboot: bool
+    needs_servlet: bool = False
+    default_ports: tuple[int, ...] = ()
+    drain_seconds: int = 5
+    stop_timeout: int = 30
+
+    def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str:
+        return f"{APP_HOME}/{name}.jar"
+
+    def start(self, name: str, artifact: str | None, servlet: Servlet | None) -> tuple[str, ...]:
+        # Spring Boot reads the linked config directory on top of what the jar bundles.
+        extra = f" --spring.config.additional-location=optional:file:{CONF_DIR}/" if self.springboot else ""
+        return _java_start(f"{APP_HOME}/{name}.jar", extra)
+
+    def default_user(self, servlet: Servlet | None) -> str:
+        return DEFAULT_USER
+
+    def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]:
+        return ()
+
+    def log_links(self, servlet: Servlet | None) -> tuple[LogLink, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class WarKind:
+    needs_servlet: bool = True
+    default_ports: tuple[int, ...] = (8080,)
+    drain_seconds: int = 5
+    stop_timeout: int = 30
+
+    def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str:
+        assert servlet is not None, "base choice guarantees a servlet container for a WAR"
+        return f"{servlet.webapps}/{name}.war"
+
+    def start(self, name: str, artifact: str | None, servlet: Servlet | None) -> tuple[str, ...]:
+        assert servlet is not None
+        return servlet.start
+
+    def default_user(self, servlet: Servlet | None) -> str:
+        return servlet.user if servlet else DEFAULT_USER
+
+    def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]:
+        """conf.d/<env>/tomcat/X overrides the container's own conf/X (server.xml, context.xml …)."""
+        if servlet is None:
+            return ()
+        rels = sorted({f.split("/", 2)[2] for f in config_files if f.count("/") >= 2 and f.split("/", 2)[1] == "tomcat"})
+        return tuple(Link(source=f"conf/tomcat/{rel}", target=f"{servlet.conf}/{rel}") for rel in rels)
+
+    def log_links(self, servlet: Servlet | None) -> tuple[LogLink, ...]:
+        return (LogLink(path=servlet.logs, subdir="tomcat"),) if servlet else ()
+
+
+@dataclass(frozen=True)
+class ScriptKind:
+    needs_servlet: bool = False
+    default_ports: tuple[int, ...] = ()
+    drain_seconds: int = 0
+    stop_timeout: int = 10
+
+    def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str:
+        return f"{APP_HOME}/{artifact.rsplit('/', 1)[-1]}"
+
+    def start(self, name: str, artifact: str | None, servlet: Servlet | None) -> tuple[str, ...]:
+        raise AssertionError("type script always has a start (the spec requires it)")
+
+    def default_user(self, servlet: Servlet | None) -> str:
+        return DEFAULT_USER
+
+    def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]:
+        return ()
+
+    def log_links(self, servlet: Servlet | None) -> tuple[LogLink, ...]:
+        return ()
+
+
+KINDS: dict[str, Kind] = {
+    "springboot": JarKind(springboot=True, default_ports=(8080,)),
+    "jar": JarKind(springboot=False),
+    "war": WarKind(),
+    "script": ScriptKind(),
+}

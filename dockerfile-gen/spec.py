@@ -1,0 +1,386 @@
+"""App specs: load → validate → a frozen AppSpec. Every key is checked; unknown keys are errors.
+
+The shape is DESIGN.md §4 ("App spec keys"). Messages name the file and the dotted key.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from dockerfile_gen import checks
+from dockerfile_gen.errors import GenError
+
+TYPES = ("springboot", "jar", "war", "script")
+JAVA_VERSIONS = (8, 11, 17, 21)
+KEYS = frozenset(
+    "name type java artifact start ports config ready packages user jvm_options labels "
+    "resources replicas autoscaling ingress env_overrides".split()
+)
+READY_KEYS = frozenset("tcp http log pattern cmd timeout period".split())
+OVERRIDE_KEYS = frozenset("replicas resources autoscaling ingress".split())
+ENV_NAME = re.compile(r"[a-z0-9]([a-z0-9_-]{0,30}[a-z0-9])?")
+ENV_ALIASES = {"production": "prod", "prd": "prod", "development": "dev"}
+DEFAULT_READY_TIMEOUT = 300
+# Labels the generator owns: an app may not point its image at another base.
+RESERVED_LABEL_PREFIX = "org.opencontainers.image.base."
+
+try:  # libyaml's loader is several times faster; the pure-Python one gives the same result
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+
+@dataclass(frozen=True)
+class Ready:
+    tcp: str | None = None
+    http: str | None = None
+    log: str | None = None
+    pattern: str | None = None
+    cmd: str | None = None
+    timeout: int = DEFAULT_READY_TIMEOUT
+    period: int | None = None
+
+    @property
+    def any_check(self) -> bool:
+        return any((self.tcp, self.http, self.log, self.cmd))
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min: int
+    max: int
+    cpu: int | None
+    memory: int | None
+
+
+@dataclass(frozen=True)
+class Ingress:
+    host: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """The Helm-only settings; also the shape of one `env_overrides` entry."""
+
+    replicas: int | None = None
+    resources: Mapping[str, Mapping[str, str | int]] | None = None
+    autoscaling: Autoscaling | None = None
+    ingress: tuple[Ingress, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    path: str  # the spec file, for messages
+    context: str  # the spec's directory: the build context
+    name: str
+    type: str
+    java: int | None
+    artifact: str | None
+    start: tuple[str, ...] | None
+    ports: tuple[int, ...]
+    config: str | None  # relative to context; None when the app has no conf.d
+    config_files: tuple[str, ...]  # files under config, relative to it, sorted
+    ready: Ready
+    ready_set: bool  # whether the spec wrote `ready` checks (else the type's default applies)
+    packages: tuple[str, ...]
+    user: str | None
+    jvm_options: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+    deploy: Deploy
+    env_overrides: tuple[tuple[str, Deploy], ...] = field(default=())
+
+
+def load_spec(path: str) -> AppSpec:
+    """Reads and validates one spec file. The only I/O: the file and its config directory."""
+    try:
+        with open(path, "rb") as handle:
+            data = yaml.load(handle, Loader=_Loader)
+    except OSError as exc:
+        raise GenError(f"cannot read spec: {exc.strerror}", path) from None
+    except yaml.YAMLError as exc:
+        raise GenError(f"not valid YAML: {_one_line(exc)}", path) from None
+    context = os.path.dirname(path) or "."
+    raw_config = data.get("config") if isinstance(data, Mapping) else None
+    if raw_config is None:
+        listing = _list_files(os.path.join(context, "conf.d"))
+    else:
+        config_dir = checks.rel_path(raw_config, path, "config")
+        listing = _list_files(os.path.join(context, config_dir))
+        if listing is None:
+            raise GenError(f"directory {config_dir!r} does not exist next to the spec", path, "config")
+    return parse_spec(data, path, context, listing)
+
+
+def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ...] | None) -> AppSpec:
+    """Validates a loaded spec. `config_listing` is the files under the config dir, or None when it is absent."""
+    doc = checks.mapping(data, path, "")
+    checks.known_keys(doc, KEYS, path, "")
+    for required in ("name", "type"):
+        if required not in doc:
+            checks.fail(path, required, "is required")
+    name = checks.matching(doc["name"], checks.APP_NAME, "a valid app name (^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$)", path, "name")
+    kind = doc["type"]
+    if kind not in TYPES:
+        checks.fail(path, "type", f"{kind!r} is not one of {' | '.join(TYPES)}")
+    java = _java(doc, kind, path)
+    artifact = _artifact(doc, kind, path)
+    start = _start(doc.get("start"), path) if "start" in doc else None
+    if kind == "script" and start is None:
+        checks.fail(path, "start", "is required for type script")
+    config = checks.rel_path(doc["config"], path, "config") if doc.get("config") is not None else "conf.d"
+    config_files: tuple[str, ...] = config_listing or ()
+    if config_listing is None:
+        config = None  # no such directory: nothing to copy (load_spec refuses an explicit missing one)
+    ready = _ready(doc.get("ready"), path) if doc.get("ready") is not None else Ready()
+    labels = _labels(doc.get("labels"), path)
+    deploy = _deploy(doc, path, "")
+    overrides = _env_overrides(doc.get("env_overrides"), path)
+    _check_autoscaling(deploy, deploy, path, "")
+    for env, override in overrides:
+        _check_autoscaling(override, deploy, path, f"env_overrides.{env}.")
+    return AppSpec(
+        path=path,
+        context=context,
+        name=name,
+        type=kind,
+        java=java,
+        artifact=artifact,
+        start=start,
+        ports=_ports(doc.get("ports"), path),
+        config=config,
+        config_files=config_files,
+        ready=ready,
+        ready_set="ready" in doc,
+        packages=_packages(doc.get("packages"), path),
+        user=checks.user(doc["user"], path, "user") if doc.get("user") is not None else None,
+        jvm_options=tuple(
+            checks.jvm_option(v, path, f"jvm_options[{i}]")
+            for i, v in enumerate(checks.string_list(doc.get("jvm_options", []), path, "jvm_options"))
+        ),
+        labels=labels,
+        deploy=deploy,
+        env_overrides=overrides,
+    )
+
+
+def _check_autoscaling(deploy: Deploy, base: Deploy, path: str, prefix: str) -> None:
+    """A utilization target is a percentage of the request, so the request must exist."""
+    scaling = deploy.autoscaling
+    if scaling is None:
+        return
+    requests = (deploy.resources or base.resources or {}).get("requests", {})
+    for target, resource in ((scaling.cpu, "cpu"), (scaling.memory, "memory")):
+        if target is not None and resource not in requests:
+            checks.fail(path, f"{prefix}autoscaling.{resource}", f"a {resource} target needs resources.requests.{resource}")
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _list_files(directory: str) -> tuple[str, ...] | None:
+    if not os.path.isdir(directory):
+        return None
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        rel = os.path.relpath(root, directory)
+        found.extend(f if rel == "." else f"{rel}/{f}" for f in files)
+    return tuple(sorted(found))
+
+
+def _java(doc: Mapping[str, Any], kind: str, path: str) -> int | None:
+    if "java" not in doc or doc["java"] is None:
+        if kind != "script":
+            checks.fail(path, "java", f"is required for type {kind} (one of {', '.join(map(str, JAVA_VERSIONS))})")
+        return None
+    value = doc["java"]
+    if isinstance(value, bool) or value not in JAVA_VERSIONS:
+        checks.fail(path, "java", f"{value!r} is not one of {', '.join(map(str, JAVA_VERSIONS))}")
+    return int(value)
+
+
+_ARTIFACT_SUFFIX = {"springboot": ".jar", "jar": ".jar", "war": ".war"}
+
+
+def _artifact(doc: Mapping[str, Any], kind: str, path: str) -> str | None:
+    if doc.get("artifact") is None:
+        if kind in _ARTIFACT_SUFFIX:
+            checks.fail(path, "artifact", f"is required for type {kind}")
+        return None
+    artifact = checks.rel_path(doc["artifact"], path, "artifact")
+    suffix = _ARTIFACT_SUFFIX.get(kind)
+    if suffix and not artifact.endswith(suffix):
+        checks.fail(path, "artifact", f"{artifact!r} must be a {suffix} file for type {kind}")
+    return artifact
+
+
+def _start(value: Any, path: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        checks.string(value, path, "start")
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            checks.fail(path, "start", f"cannot be split into words: {exc}")
+    elif isinstance(value, list):
+        words = [checks.shell_word(w, path, f"start[{i}]") for i, w in enumerate(value)]
+    else:
+        checks.fail(path, "start", f"must be a list (exec form) or a string (got {checks.type_name(value)})")
+    if not words:
+        checks.fail(path, "start", "must not be empty")
+    return tuple(words)
+
+
+def _ports(value: Any, path: str) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    ports = [checks.port(p, path, f"ports[{i}]") for i, p in enumerate(checks.string_list(value, path, "ports"))]
+    if len(set(ports)) != len(ports):
+        checks.fail(path, "ports", f"lists a port twice: {ports}")
+    return tuple(ports)
+
+
+def _packages(value: Any, path: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = checks.string_list(value, path, "packages")
+    names = {
+        checks.matching(p, checks.PACKAGE, "a Debian package name (^[a-z0-9][a-z0-9+.-]+$)", path, f"packages[{i}]")
+        for i, p in enumerate(items)
+    }
+    return tuple(sorted(names))
+
+
+def _ready(value: Any, path: str) -> Ready:
+    doc = checks.mapping(value, path, "ready")
+    checks.known_keys(doc, READY_KEYS, path, "ready")
+    tcp = doc.get("tcp")
+    if tcp is not None:
+        if isinstance(tcp, int):
+            tcp = str(checks.port(tcp, path, "ready.tcp"))
+        else:
+            tcp = checks.string(tcp, path, "ready.tcp")
+            host, _, port_text = tcp.rpartition(":")
+            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or (host and not checks.HOSTNAME.fullmatch(host)):
+                checks.fail(path, "ready.tcp", f"{tcp!r} is not PORT or HOST:PORT")
+    http = doc.get("http")
+    if http is not None:
+        http = checks.matching(http, checks.HTTP_URL, "an http:// or https:// URL", path, "ready.http")
+    log = doc.get("log")
+    if log is not None:
+        log = checks.abs_path(log, path, "ready.log") if str(log).startswith("/") else checks.rel_path(log, path, "ready.log")
+    pattern = doc.get("pattern")
+    if pattern is not None:
+        pattern = checks.string(pattern, path, "ready.pattern")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            checks.fail(path, "ready.pattern", f"is not a valid regular expression: {exc}")
+    if (log is None) != (pattern is None):
+        checks.fail(path, "ready.log" if log is None else "ready.pattern", "ready.log and ready.pattern go together")
+    cmd = doc.get("cmd")
+    if cmd is not None:
+        cmd = shlex.join(_start(cmd, path)) if isinstance(cmd, list) else checks.string(cmd, path, "ready.cmd")
+    timeout = checks.integer(doc.get("timeout", DEFAULT_READY_TIMEOUT), path, "ready.timeout", 1, 86400)
+    period = doc.get("period")
+    if period is not None:
+        period = checks.integer(period, path, "ready.period", 0, 86400)
+    return Ready(tcp=tcp, http=http, log=log, pattern=pattern, cmd=cmd, timeout=timeout, period=period)
+
+
+def _labels(value: Any, path: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    doc = checks.mapping(value, path, "labels")
+    out = []
+    for key in sorted(doc):
+        checks.matching(key, checks.LABEL_KEY, "a label key (lower-case dotted name, optional /suffix)", path, f"labels.{key}")
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            checks.fail(path, f"labels.{key}", "is set by the generator from the chosen base")
+        out.append((key, checks.label_value(doc[key], path, f"labels.{key}")))
+    return tuple(out)
+
+
+def _deploy(doc: Mapping[str, Any], path: str, prefix: str) -> Deploy:
+    replicas = doc.get("replicas")
+    if replicas is not None:
+        replicas = checks.integer(replicas, path, f"{prefix}replicas", 1, 10000)
+    resources = _resources(doc["resources"], path, f"{prefix}resources") if doc.get("resources") is not None else None
+    autoscaling = _autoscaling(doc["autoscaling"], path, f"{prefix}autoscaling") if doc.get("autoscaling") is not None else None
+    ingress = _ingress(doc["ingress"], path, f"{prefix}ingress") if doc.get("ingress") is not None else ()
+    return Deploy(replicas=replicas, resources=resources, autoscaling=autoscaling, ingress=ingress)
+
+
+def _resources(value: Any, path: str, key: str) -> Mapping[str, Mapping[str, str | int]]:
+    doc = checks.mapping(value, path, key)
+    checks.known_keys(doc, frozenset(("requests", "limits")), path, key)
+    out: dict[str, dict[str, str | int]] = {}
+    for part in ("requests", "limits"):
+        if doc.get(part) is None:
+            continue
+        inner = checks.mapping(doc[part], path, f"{key}.{part}")
+        checks.known_keys(inner, frozenset(("cpu", "memory")), path, f"{key}.{part}")
+        out[part] = {
+            res: checks.quantity(inner[res], path, f"{key}.{part}.{res}") for res in ("cpu", "memory") if res in inner
+        }
+    return out
+
+
+def _autoscaling(value: Any, path: str, key: str) -> Autoscaling:
+    doc = checks.mapping(value, path, key)
+    checks.known_keys(doc, frozenset(("min", "max", "cpu", "memory")), path, key)
+    for required in ("min", "max"):
+        if required not in doc:
+            checks.fail(path, f"{key}.{required}", "is required")
+    low = checks.integer(doc["min"], path, f"{key}.min", 1, 10000)
+    high = checks.integer(doc["max"], path, f"{key}.max", 1, 10000)
+    if high < low:
+        checks.fail(path, f"{key}.max", f"{high} is below min ({low})")
+    cpu = checks.integer(doc["cpu"], path, f"{key}.cpu", 1, 100) if doc.get("cpu") is not None else None
+    memory = checks.integer(doc["memory"], path, f"{key}.memory", 1, 100) if doc.get("memory") is not None else None
+    if cpu is None and memory is None:
+        checks.fail(path, key, "needs a cpu or a memory target percentage")
+    return Autoscaling(min=low, max=high, cpu=cpu, memory=memory)
+
+
+def _ingress(value: Any, path: str, key: str) -> tuple[Ingress, ...]:
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]" if isinstance(value, list) else key
+        doc = checks.mapping(item, path, where)
+        checks.known_keys(doc, frozenset(("host", "path")), path, where)
+        if "host" not in doc:
+            checks.fail(path, f"{where}.host", "is required")
+        host = checks.matching(doc["host"], checks.HOSTNAME, "a DNS host name", path, f"{where}.host")
+        url_path = checks.matching(doc.get("path", "/"), checks.URL_PATH, "a URL path starting with /", path, f"{where}.path")
+        out.append(Ingress(host=host, path=url_path))
+    if not out:
+        checks.fail(path, key, "must not be an empty list")
+    return tuple(out)
+
+
+def _env_overrides(value: Any, path: str) -> tuple[tuple[str, Deploy], ...]:
+    if value is None:
+        return ()
+    doc = checks.mapping(value, path, "env_overrides")
+    seen: dict[str, str] = {}
+    out = []
+    for raw in sorted(doc):
+        env = ENV_ALIASES.get(raw.lower(), raw.lower())
+        if not ENV_NAME.fullmatch(env):
+            checks.fail(path, f"env_overrides.{raw}", "is not an environment name (lower-case letters, digits, - and _)")
+        if env in seen:
+            checks.fail(path, f"env_overrides.{raw}", f"names the same environment as {seen[env]!r}")
+        seen[env] = raw
+        entry = checks.mapping(doc[raw], path, f"env_overrides.{raw}")
+        checks.known_keys(entry, OVERRIDE_KEYS, path, f"env_overrides.{raw}")
+        out.append((env, _deploy(entry, path, f"env_overrides.{raw}.")))
+    return tuple(sorted(out))

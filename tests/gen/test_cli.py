@@ -1,0 +1,132 @@
+"""The command line end to end: app, batch, tree show/render/graph; exit codes; reproducibility."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dockerfile_gen.cli import main
+from dockerfile_gen.errors import EXIT_USER_ERROR
+from tests.conftest import require_tool
+from tests.gen.conftest import EXAMPLES, IMAGE_TREE
+
+TREE = ["--tree", str(IMAGE_TREE)]
+
+
+def read_all(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_app_writes_the_three_files(tmp_path: Path) -> None:
+    assert main([*TREE, "-q", "app", str(EXAMPLES / "orders-api" / "app.yaml"), "-o", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile", "bootstrap.yaml", "values-dev.yaml", "values-prod.yaml", "values-qa.yaml", "values.yaml"]
+    settings = yaml.safe_load((tmp_path / "bootstrap.yaml").read_text())
+    assert settings["app_name"] == "orders-api" and settings["user"] == "app"
+    assert settings["ready"] == {"http": "http://127.0.0.1:8081/actuator/health/readiness", "timeout": 180, "period": 10}
+    # The image gets exactly the file written beside the Dockerfile.
+    assert "> /etc/bootstrap/bootstrap.yaml" in (tmp_path / "Dockerfile").read_text()
+
+
+def test_values_keys_follow_the_chart_contract(tmp_path: Path) -> None:
+    main([*TREE, "-q", "app", str(EXAMPLES / "orders-api" / "app.yaml"), "-o", str(tmp_path), "--tag", "1.2.3"])
+    values = yaml.safe_load((tmp_path / "values.yaml").read_text())
+    assert set(values) <= {"app", "image", "replicaCount", "ports", "agent", "resources", "autoscaling", "ingress"}
+    assert values["image"] == {"repository": "localhost/apps/orders-api", "tag": "1.2.3"}
+    assert values["ports"][0] == {"name": "http", "containerPort": 8080}
+    assert set(values["agent"]) == {"readyTimeoutSeconds", "drainSeconds", "stopTimeoutSeconds", "user"}
+    assert values["autoscaling"]["enabled"] is True and values["ingress"]["className"] == "traefik"
+    prod = yaml.safe_load((tmp_path / "values-prod.yaml").read_text())
+    assert set(prod) <= {"app", "replicaCount", "resources", "autoscaling", "ingress"} and prod["app"] == {"env": "prod"}
+
+
+def test_byte_identical_reruns(tmp_path: Path) -> None:
+    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path / "a"), "-j", "1"]) == 0
+    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path / "b"), "-j", "2"]) == 0
+    first, second = read_all(tmp_path / "a"), read_all(tmp_path / "b")
+    assert first == second and len(first) >= 12 * 3
+
+
+def test_batch_reports_and_keeps_going(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    apps = tmp_path / "apps"
+    shutil.copytree(EXAMPLES / "hello-jar", apps / "good")
+    shutil.copytree(EXAMPLES / "hello-jar", apps / "twin")
+    (apps / "bad").mkdir()
+    (apps / "bad" / "app.yaml").write_text("name: bad\ntype: jar\njava: 17\nartifact: a.jar\nport: 1\n")
+    (apps / "java21").mkdir()
+    (apps / "java21" / "app.yaml").write_text("name: j21\ntype: jar\njava: 21\nartifact: a.jar\n")
+    code = main([*TREE, "-q", "batch", str(apps), "-o", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == EXIT_USER_ERROR
+    assert out.splitlines()[0] == "batch: 4 specs, 1 generated, 3 failed"
+    assert "base jre-17: 1" in out
+    assert "bad/app.yaml: port: unknown key" in err
+    assert "java21/app.yaml: java: no base image" in err
+    assert "twin/app.yaml: name: 'hello-jar' is also the name in" in err
+    assert (tmp_path / "out" / "good" / "Dockerfile").is_file(), "valid specs are still generated"
+
+
+def test_examples_all_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"batch: {len(list(EXAMPLES.glob('*/app.yaml')))} specs")
+    types = {yaml.safe_load(p.read_text())["type"] for p in EXAMPLES.glob("*/app.yaml")}
+    javas = {yaml.safe_load(p.read_text()).get("java") for p in EXAMPLES.glob("*/app.yaml")}
+    assert types == {"springboot", "jar", "war", "script"} and {8, 11, 17} <= javas
+    assert len(list(EXAMPLES.glob("*/app.yaml"))) >= 12
+
+
+def test_unservable_example_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = EXAMPLES.parent / "unservable" / "pricing-engine" / "app.yaml"
+    assert main([*TREE, "app", str(spec), "--explain"]) == 0, "--explain alone reports; it does not fail"
+    assert "rejected: needs java >= 21 (has 17)" in capsys.readouterr().out
+    assert main([*TREE, "app", str(spec), "-o", "/nonexistent/never-written"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dockerfile-gen: error: ") and "java >= 21" in err
+
+
+def test_app_needs_output_or_explain(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*TREE, "app", str(EXAMPLES / "hello-jar" / "app.yaml")]) == EXIT_USER_ERROR
+    assert "-o DIR is required" in capsys.readouterr().err
+
+
+def test_bad_tree_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\nparent: b\nversion: '1'\n")
+    assert main(["--tree", str(tmp_path), "tree", "show"]) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == f"dockerfile-gen: error: {tmp_path}/a.yaml: parent: no image named 'b' in the tree (known: a)\n"
+
+
+def test_stale_env_values_are_removed(tmp_path: Path) -> None:
+    (tmp_path / "values-staging.yaml").write_text("old")
+    main([*TREE, "-q", "app", str(EXAMPLES / "hello-war" / "app.yaml"), "-o", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.glob("values*")) == ["values-prod.yaml", "values.yaml"]
+
+
+def test_tree_show_and_render(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*TREE, "tree", "show"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith("localhost/base/root:1.0.0") and any(line.startswith("      localhost/base/tomcat10-fonts") for line in shown)
+    assert main([*TREE, "-q", "tree", "render", "-o", str(tmp_path), "--root-from", "localhost/debian:bookworm"]) == 0
+    root = (tmp_path / "root" / "Dockerfile").read_text()
+    assert "FROM localhost/debian:bookworm" in root and 'ENTRYPOINT ["bootstrap", "run", "--"]' in root
+    assert "FROM localhost/base/jre-17:1.0.0" in (tmp_path / "tomcat10" / "Dockerfile").read_text()
+
+
+def test_graph_dot_and_svg(tmp_path: Path) -> None:
+    assert main([*TREE, "tree", "graph", "-o", str(tmp_path / "tree.dot")]) == 0
+    dot = (tmp_path / "tree.dot").read_text()
+    assert '"jre-17" -> "tomcat10";' in dot and '"root" -> "jre-17";' in dot
+    require_tool("dot")
+    assert main([*TREE, "tree", "graph", "-o", str(tmp_path / "tree.svg")]) == 0
+    svg = (tmp_path / "tree.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "tomcat10" in svg
+    assert main([*TREE, "tree", "graph", "-o", str(tmp_path / "tree.gif")]) == EXIT_USER_ERROR
+
+
+def test_committed_graph_is_current(tmp_path: Path) -> None:
+    """docs/image-tree.svg is the README's picture; regenerate it when the tree changes."""
+    require_tool("dot")
+    main([*TREE, "tree", "graph", "-o", str(tmp_path / "tree.svg")])
+    committed = IMAGE_TREE.parent / "docs" / "image-tree.svg"
+    assert committed.read_text() == (tmp_path / "tree.svg").read_text(), "run: dockerfile-gen tree graph -o docs/image-tree.svg"

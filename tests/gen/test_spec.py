@@ -1,0 +1,166 @@
+"""Spec validation: every key, every injection, and messages that name the file and the key."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from dockerfile_gen.errors import GenError
+from dockerfile_gen.spec import AppSpec, parse_spec
+
+BASE: dict[str, Any] = {"name": "orders", "type": "jar", "java": 17, "artifact": "app.jar"}
+
+
+def parse(**changes: Any) -> AppSpec:
+    doc = {**BASE, **changes}
+    return parse_spec({k: v for k, v in doc.items() if v is not None}, "apps/orders/app.yaml", "apps/orders", None)
+
+
+def error(**changes: Any) -> GenError:
+    with pytest.raises(GenError) as info:
+        parse(**changes)
+    assert str(info.value).startswith("apps/orders/app.yaml: "), "the message names the file"
+    return info.value
+
+
+def test_minimal_spec() -> None:
+    spec = parse()
+    assert (spec.name, spec.type, spec.java, spec.artifact, spec.ports, spec.config) == ("orders", "jar", 17, "app.jar", (), None)
+
+
+def test_unknown_key_names_file_and_key() -> None:
+    exc = error(replica=3)
+    assert exc.key == "replica" and "unknown key" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"name": "Orders"}, "name"),
+        ({"name": "a" * 64}, "name"),
+        ({"name": None}, "name"),
+        ({"type": "ear"}, "type"),
+        ({"java": 16}, "java"),
+        ({"java": True}, "java"),
+        ({"java": None}, "java"),
+        ({"artifact": None}, "artifact"),
+        ({"artifact": "/abs/app.jar"}, "artifact"),
+        ({"artifact": "../app.jar"}, "artifact"),
+        ({"artifact": "app.war"}, "artifact"),
+        ({"artifact": "my app.jar"}, "artifact"),
+        ({"start": []}, "start"),
+        ({"start": "java 'unclosed"}, "start"),
+        ({"start": 5}, "start"),
+        ({"ports": [0]}, "ports[0]"),
+        ({"ports": [8080, 70000]}, "ports[1]"),
+        ({"ports": [8080, 8080]}, "ports"),
+        ({"ports": "8080"}, "ports"),
+        ({"packages": ["Curl"]}, "packages[0]"),
+        ({"user": "Root"}, "user"),
+        ({"user": "1000:"}, "user"),
+        ({"jvm_options": ["Xmx1g"]}, "jvm_options[0]"),
+        ({"labels": {"Team": "x"}}, "labels.Team"),
+        ({"labels": {"org.opencontainers.image.base.name": "x"}}, "labels.org.opencontainers.image.base.name"),
+        ({"labels": {"team": "a\nb"}}, "labels.team"),
+        ({"resources": {"requests": {"cpu": "lots"}}}, "resources.requests.cpu"),
+        ({"resources": {"request": {}}}, "resources.request"),
+        ({"replicas": 0}, "replicas"),
+        ({"replicas": True}, "replicas"),
+        ({"autoscaling": {"min": 3, "max": 2, "cpu": 50}}, "autoscaling.max"),
+        ({"autoscaling": {"min": 1, "max": 2}}, "autoscaling"),
+        ({"autoscaling": {"min": 1, "max": 2, "cpu": 50}}, "autoscaling.cpu"),
+        ({"ingress": {"path": "/"}}, "ingress.host"),
+        ({"ingress": [{"host": "a.example.com", "path": "api"}]}, "ingress[0].path"),
+        ({"ingress": {"host": "a b"}}, "ingress.host"),
+        ({"env_overrides": {"qa": {"ports": [1]}}}, "env_overrides.qa.ports"),
+        ({"env_overrides": {"prod": {}, "production": {}}}, "env_overrides.production"),
+        ({"env_overrides": {"qa": {"replicas": 0}}}, "env_overrides.qa.replicas"),
+        ({"ready": {"tcp": "host:port"}}, "ready.tcp"),
+        ({"ready": {"http": "ftp://x"}}, "ready.http"),
+        ({"ready": {"log": "/app/logs/a.log"}}, "ready.pattern"),
+        ({"ready": {"log": "/a", "pattern": "("}}, "ready.pattern"),
+        ({"ready": {"timeout": 0}}, "ready.timeout"),
+        ({"ready": {"tcpp": 1}}, "ready.tcpp"),
+        ({"config": "../conf"}, "config"),
+    ],
+)
+def test_each_rule_names_its_key(changes: dict[str, Any], key: str) -> None:
+    assert error(**changes).key == key
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"jvm_options": ["-Dx=1;rm -rf /"]}, "jvm_options[0]"),
+        ({"jvm_options": ["-Dx=$(id)"]}, "jvm_options[0]"),
+        ({"jvm_options": ["-Dx=`id`"]}, "jvm_options[0]"),
+        ({"jvm_options": ["-Dx='a'"]}, "jvm_options[0]"),
+        ({"jvm_options": ['-Dx="a"']}, "jvm_options[0]"),
+        ({"jvm_options": ["-Dx=a\nRUN id"]}, "jvm_options[0]"),
+        ({"jvm_options": ["-Xlog:gc*"]}, "jvm_options[0]"),
+        ({"packages": ["curl;id"]}, "packages[0]"),
+        ({"packages": ["$(id)"]}, "packages[0]"),
+        ({"packages": ["a\nRUN id"]}, "packages[0]"),
+        ({"artifact": "app$(id).jar"}, "artifact"),
+        ({"artifact": "app.jar\nRUN id"}, "artifact"),
+        ({"artifact": "a'b.jar"}, "artifact"),
+        ({"user": "app;id"}, "user"),
+        ({"user": "$(id)"}, "user"),
+        ({"name": "a;b"}, "name"),
+        ({"labels": {"team": "x\nRUN id"}}, "labels.team"),
+        ({"start": ["java", "-jar", "a\nb"]}, "start[2]"),
+        ({"ready": {"cmd": "test\nid"}}, "ready.cmd"),
+    ],
+)
+def test_injection_is_refused(changes: dict[str, Any], key: str) -> None:
+    assert error(**changes).key == key
+
+
+def test_java_not_required_for_scripts() -> None:
+    spec = parse(type="script", java=None, artifact=None, start="python3 run.py")
+    assert spec.java is None and spec.start == ("python3", "run.py")
+
+
+def test_script_needs_start() -> None:
+    assert error(type="script", java=None).key == "start"
+
+
+def test_packages_sorted_and_deduplicated() -> None:
+    assert parse(packages=["lftp", "curl", "lftp"]).packages == ("curl", "lftp")
+
+
+def test_env_override_aliases_normalise() -> None:
+    spec = parse(env_overrides={"PRODUCTION": {"replicas": 2}, "development": {"replicas": 1}})
+    assert [env for env, _ in spec.env_overrides] == ["dev", "prod"]
+
+
+def test_ready_values() -> None:
+    ready = parse(ready={"tcp": "127.0.0.1:8080", "cmd": ["test", "-f", "a b"], "timeout": 60, "period": 0}).ready
+    assert (ready.tcp, ready.cmd, ready.timeout, ready.period) == ("127.0.0.1:8080", "test -f 'a b'", 60, 0)
+
+
+def test_quantities_accept_numbers_and_strings() -> None:
+    spec = parse(resources={"requests": {"cpu": 1, "memory": "512Mi"}, "limits": {"cpu": "1500m", "memory": "1Gi"}})
+    assert spec.deploy.resources == {"requests": {"cpu": 1, "memory": "512Mi"}, "limits": {"cpu": "1500m", "memory": "1Gi"}}
+
+
+def test_config_dir_defaults_to_conf_d(write_spec: Callable[..., AppSpec]) -> None:
+    spec = write_spec(dict(BASE), conf={"common/a.properties": "a=1", "qa/tomcat/server.xml": "<Server/>"})
+    assert spec.config == "conf.d" and spec.config_files == ("common/a.properties", "qa/tomcat/server.xml")
+
+
+def test_missing_config_dir_is_an_error(write_spec: Callable[..., AppSpec]) -> None:
+    with pytest.raises(GenError, match=r"config: directory 'settings' does not exist"):
+        write_spec({**BASE, "config": "settings"})
+
+
+def test_unreadable_yaml_names_the_file(tmp_path: Any) -> None:
+    from dockerfile_gen.spec import load_spec
+
+    bad = tmp_path / "app.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(GenError, match=r"app.yaml: not valid YAML"):
+        load_spec(str(bad))
+    with pytest.raises(GenError, match=r"cannot read spec"):
+        load_spec(str(tmp_path / "missing.yaml"))

@@ -1,0 +1,104 @@
+"""Tree loading and resolving: errors with a clear message, merge rules, order."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockerfile_gen.errors import GenError
+from dockerfile_gen.tree import load_tree
+from tests.gen.conftest import IMAGE_TREE, small_tree, write_tree
+
+ROOT: dict[str, Any] = {"name": "root", "from": "localhost/debian:bookworm", "version": "1", "packages": ["python3"]}
+
+
+def test_cycle_is_named(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path, [ROOT, {"name": "a", "parent": "c", "version": "1"}, {"name": "b", "parent": "a", "version": "1"}, {"name": "c", "parent": "b", "version": "1"}])
+    with pytest.raises(GenError, match=r"a.yaml: parent: the tree has a cycle: a -> c -> b -> a"):
+        load_tree(tree)
+
+
+def test_self_parent_is_a_cycle(tmp_path: Path) -> None:
+    with pytest.raises(GenError, match=r"cycle: a -> a"):
+        load_tree(write_tree(tmp_path, [ROOT, {"name": "a", "parent": "a", "version": "1"}]))
+
+
+def test_missing_parent_lists_known_names(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path, [ROOT, {"name": "jre", "parent": "rooot", "version": "1"}])
+    with pytest.raises(GenError, match=r"jre.yaml: parent: no image named 'rooot' in the tree \(known: jre, root\)"):
+        load_tree(tree)
+
+
+def test_duplicate_name_names_both_files(tmp_path: Path) -> None:
+    write_tree(tmp_path, [ROOT])
+    (tmp_path / "root-copy.yaml").write_text((tmp_path / "root.yaml").read_text())
+    with pytest.raises(GenError, match=r"root.yaml: name: duplicate image name 'root': also defined in .*root-copy.yaml"):
+        load_tree(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ({"name": "x", "version": "1"}, r"parent: set exactly one of"),
+        ({"name": "x", "version": "1", "parent": "root", "from": "a:b"}, r"parent: set exactly one of"),
+        ({"name": "x", "parent": "root"}, r"version: is required"),
+        ({"name": "x", "parent": "root", "version": "latest"}, r"version: must not be 'latest'"),
+        ({"name": "x", "from": "debian", "version": "1"}, r"from: 'debian' must be an image reference with an explicit tag"),
+        ({"name": "x", "from": "debian:latest", "version": "1"}, r"from: 'debian:latest': pin a tag"),
+        ({"name": "x", "parent": "root", "version": "1", "provides": {"java": 9}}, r"provides.java: 9 is not one of"),
+        ({"name": "x", "parent": "root", "version": "1", "provides": {"servlet": "jetty12"}}, r"provides.servlet: 'jetty12' is not a known servlet container"),
+        ({"name": "x", "parent": "root", "version": "1", "packages": ["a b"]}, r"packages\[0\]"),
+        ({"name": "x", "parent": "root", "version": "1", "env": {"A-B": "1"}}, r"env.A-B"),
+        ({"name": "x", "parent": "root", "version": "1", "run": ["echo a\necho b"]}, r"run\[0\]: must not contain newlines"),
+        ({"name": "x", "parent": "root", "version": "1", "size": 3}, r"size: unknown key"),
+        ({"name": "X", "parent": "root", "version": "1"}, r"name: 'X' is not an image name"),
+    ],
+)
+def test_bad_image_files(tmp_path: Path, image: dict[str, Any], message: str) -> None:
+    with pytest.raises(GenError, match=message):
+        load_tree(write_tree(tmp_path, [ROOT, image]))
+
+
+def test_empty_or_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(GenError, match="holds no"):
+        load_tree(str(tmp_path))
+    with pytest.raises(GenError, match="does not exist"):
+        load_tree(str(tmp_path / "nope"))
+
+
+def test_merge_root_to_leaf(tmp_path: Path) -> None:
+    tree = load_tree(write_tree(tmp_path, [
+        {**ROOT, "env": {"A": "root", "B": "root"}, "provides": {"os": "debian", "users": ["app"]}},
+        {"name": "mid", "parent": "root", "version": "1", "packages": ["python3", "curl"], "env": {"B": "mid"}, "provides": {"java": 17}},
+        {"name": "leaf", "parent": "mid", "version": "2", "packages": ["zip", "curl"], "provides": {"java": 21, "users": ["svc"]}, "run": ["true"]},
+    ]))
+    leaf = tree.images["leaf"]
+    assert leaf.chain == ("root", "mid", "leaf")
+    assert leaf.packages == {"python3", "curl", "zip"}
+    assert leaf.own_packages == ("zip",), "a package an ancestor has is not installed again"
+    assert tree.images["mid"].own_packages == ("curl",)
+    assert dict(leaf.env) == {"A": "root", "B": "mid"}
+    assert leaf.provides == {"os": "debian", "java": 21}
+    assert leaf.users == {"app", "svc"}
+    assert tree.order == ("root", "mid", "leaf")
+    assert tree.ref("leaf", "reg/base") == "reg/base/leaf:2"
+
+
+def test_order_is_parents_first_then_by_name(tmp_path: Path) -> None:
+    tree = load_tree(small_tree(tmp_path))
+    assert tree.order == ("root", "jre-11", "jre-17", "fonts", "tomcat")
+    assert tree.children("jre-17") == ("fonts", "tomcat")
+
+
+def test_real_tree() -> None:
+    tree = load_tree(str(IMAGE_TREE))
+    assert tree.order[0] == "root"
+    assert {"root", "jre-17", "jdk-17", "jre-17-fonts", "tomcat10"} <= set(tree.order)
+    for name in tree.order:
+        image = tree.images[name]
+        assert image.image.version != "latest"
+        if name != "root":
+            assert image.java == 17
+    assert tree.images["tomcat10"].servlet == "tomcat10"
+    assert {"python3-yaml", "python3-psutil", "python3-requests", "python3-watchdog", "python3-prometheus-client", "tzdata", "ca-certificates", "procps"} <= tree.images["root"].packages
