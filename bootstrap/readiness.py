@@ -37,7 +37,7 @@ import threading
 import time
 from collections import deque
 
-from bootstrap import log, status
+from bootstrap import log, metrics, status
 from bootstrap.record import frozen
 
 TYPE_CHECKING = False  # typing is for the type checker only; the checker's memory is in the budget
@@ -76,6 +76,7 @@ class Probe:
 
     label: str
     run: Callable[[], Outcome]
+    kind: str  # tcp, http, cmd or running: the `check` label of the metrics
 
 
 def log_origin(path: str) -> tuple[int, int] | None:
@@ -273,15 +274,15 @@ def probes(ready: ReadyChecks, app_pid: int) -> list[Probe]:
     found: list[Probe] = []
     if ready.tcp:
         host, port = ready.tcp
-        found.append(Probe(f"tcp {host}:{port}", lambda: check_tcp(host, port)))
+        found.append(Probe(f"tcp {host}:{port}", lambda: check_tcp(host, port), "tcp"))
     if ready.http:
         url = ready.http
-        found.append(Probe(f"http {url}", lambda: check_http(url)))
+        found.append(Probe(f"http {url}", lambda: check_http(url), "http"))
     if ready.cmd:
         argv = ready.cmd
-        found.append(Probe(f"cmd {' '.join(argv)}", lambda: check_cmd(argv)))
+        found.append(Probe(f"cmd {' '.join(argv)}", lambda: check_cmd(argv), "cmd"))
     if not ready.any:
-        found.append(Probe(f"app pid {app_pid}", lambda: app_running(app_pid)))
+        found.append(Probe(f"app pid {app_pid}", lambda: app_running(app_pid), "running"))
     return found
 
 
@@ -551,6 +552,7 @@ class Checker:
         self.wake = threading.Event()
         self.progress_at = time.monotonic()
         self.write_failed = False
+        self.stats = metrics.CheckStats(self.run_dir, app_pid, started_at)  # checks.json, for /metrics
 
     def run(self) -> NoReturn:
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
@@ -574,16 +576,23 @@ class Checker:
         polled = time.monotonic() >= self.due
         if polled:
             for probe in self.probes:
-                self.results[probe.label] = safely(probe.run)
+                self.results[probe.label] = self.timed(probe.kind, probe.run)
         if self.log_check is not None:
-            self.results[self.log_check.label] = safely(self.log_check.poll)
+            self.results[self.log_check.label] = self.timed("log", self.log_check.poll)
         state, detail = self.judge()
         if polled:
             self.due = time.monotonic() + self.interval(state)
         self.publish(state, detail)
+        self.stats.save(time.monotonic())
         if self.log_check is not None:
             self.log_check.release()  # after the write: stopping watchdog's threads takes a moment
         self.look_for_jvm()
+
+    def timed(self, kind: str, check: Callable[[], Outcome]) -> Outcome:
+        began = time.monotonic()
+        outcome = safely(check)
+        self.stats.observe(kind, time.monotonic() - began, outcome.ok)
+        return outcome
 
     def judge(self) -> tuple[str, str]:
         failing = "; ".join(f"{label}: {o.detail}" for label, o in self.results.items() if not o.ok)
@@ -630,6 +639,7 @@ class Checker:
             return
         self.write_failed = False
         if self.written is None or state != self.written[0]:
+            self.stats.entered(state, time.time())
             message = {"ready": "ready", "not_ready": "not ready", "failed": "readiness failed"}.get(state)
             if message:
                 log.info(f"{message}: {detail}")

@@ -101,6 +101,17 @@ the fix. deployment.yaml includes this first, so a bad values file renders nothi
 {{- end -}}
 {{- end -}}
 
+{{- if and $v.agent.scrapeAnnotations (kindIs "invalid" $v.agent.httpPort) -}}
+{{- fail "agent.scrapeAnnotations is true but agent.httpPort is null: the prometheus.io/* annotations point at the agent's /metrics, so set agent.httpPort" -}}
+{{- end -}}
+{{- if $v.agent.scrapeAnnotations -}}
+{{- range $key := list "prometheus.io/scrape" "prometheus.io/port" "prometheus.io/path" -}}
+{{- if hasKey $v.podAnnotations $key -}}
+{{- fail (printf "podAnnotations sets %s and agent.scrapeAnnotations is true: keep one (agent.scrapeAnnotations writes prometheus.io/scrape, port and path)" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- $sm := $v.serviceMonitor -}}
 {{- if $sm.enabled -}}
 {{- if not $v.service.enabled -}}

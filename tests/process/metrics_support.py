@@ -1,0 +1,82 @@
+"""Helpers for the metrics process tests: free ports, plain HTTP GETs, and a real Prometheus."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import require_tool, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes] | None:
+    """(status, body), or None when nothing answers on the port yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def code(port: int, path: str) -> int | None:
+    answer = get(port, path)
+    return None if answer is None else answer[0]
+
+
+class Prometheus:
+    """Debian's prometheus on 127.0.0.1, scraping one target every second, with its own storage."""
+
+    def __init__(self, workdir: Path, target_port: int, labels: dict[str, str]) -> None:
+        binary = require_tool("prometheus")
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "prometheus.yml"
+        config.write_text(json.dumps({  # JSON is YAML
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [{"job_name": "bootstrap", "static_configs": [
+                {"targets": [f"127.0.0.1:{target_port}"], "labels": labels}]}]}))
+        self.log = (workdir / "prometheus.log").open("wb")
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until(lambda: self.proc.poll() is not None or self._ready(), timeout=60, interval=0.1)
+            assert self.proc.poll() is None, (workdir / "prometheus.log").read_text()[-2000:]
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self) -> bool:
+        return code(self.port, "/-/ready") == 200
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        answer = get(self.port, url, timeout=10)
+        assert answer is not None, f"prometheus did not answer {url}"
+        doc = json.loads(answer[1])
+        assert doc["status"] == "success", (url, doc)
+        return doc["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr, time=f"{time.time():.3f}")
+        return list(data["result"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+        self.log.close()

@@ -1,0 +1,72 @@
+"""agent_http's server on a free 127.0.0.1 port, in a thread: probe codes follow status.probe,
+/status is the file, /metrics is Prometheus text from the collector."""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bootstrap import agent_http, status
+from bootstrap.settings import Settings
+
+
+def get(port: int, path: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read(), response.headers["Content-Type"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers["Content-Type"]
+
+
+@pytest.fixture
+def app() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def served(tmp_path: Path, app: subprocess.Popen[bytes]) -> Iterator[tuple[int, Path]]:
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = Settings(app_name="demo", app_env="qa", env="qa", app_home=str(tmp_path), conf_source=str(tmp_path),
+                        conf_target=str(tmp_path / "conf"), log_root=str(tmp_path), log_dir="{app}",
+                        log_link=str(tmp_path / "logs"), run_dir=str(run), http_port=0)
+    server = agent_http.AgentServer(("127.0.0.1", 0), settings, app.pid)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], run
+    server.shutdown()
+    server.server_close()
+
+
+def test_probes_follow_the_run_dir(served: tuple[int, Path], app: subprocess.Popen[bytes]) -> None:
+    port, run = served
+    assert [get(port, p)[0] for p in ("/ready", "/live", "/startup", "/status")] == [503, 503, 503, 503]
+    status.write(str(run), "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
+    assert [get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [503, 200, 503]
+    status.write(str(run), "ready")
+    assert [get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [200, 200, 200]
+    status.write(str(run), "stopping")
+    assert [get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [503, 200, 200]
+    code, body, kind = get(port, "/status")
+    assert code == 200 and kind == "application/json" and body == (run / "status.json").read_bytes()
+    status.write(str(run), "exited", exit_code=0)
+    assert get(port, "/live")[0] == 503
+
+
+def test_metrics_index_and_unknown_paths(served: tuple[int, Path]) -> None:
+    port, _ = served
+    code, body, kind = get(port, "/metrics?x=1")
+    assert code == 200 and kind.startswith("text/plain; version=0.0.4")
+    assert b"bootstrap_ready 0.0" in body and b"bootstrap_info{" in body
+    assert b"process_cpu_seconds_total" not in body  # our registry only, never the global one
+    assert get(port, "/")[0] == 200
+    assert get(port, "/nope")[0] == 404
