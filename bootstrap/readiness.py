@@ -94,7 +94,8 @@ def log_origin(path: str) -> tuple[int, int] | None:
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """The exception and what it wraps (cause, context, urllib3's `reason`, exception args), breadth first."""
-    queue, seen = deque([exc]), set()
+    queue: deque[BaseException] = deque([exc])
+    seen: set[int] = set()
     while queue and len(seen) < 20:
         current = queue.popleft()
         if id(current) in seen:
@@ -457,7 +458,8 @@ class DirWatch:
     def _target(self) -> tuple[str, str | None, int]:
         """(directory, file name to filter on or None for any event, the directory's inode)."""
         real = os.path.realpath(self.path)
-        directory, name = os.path.dirname(real), os.path.basename(real)
+        directory: str = os.path.dirname(real)
+        name: str | None = os.path.basename(real)
         while True:
             try:
                 return directory, name, os.stat(directory).st_ino
@@ -612,7 +614,7 @@ class Checker:
         slow = period if period > 0 else FAILED_INTERVAL
         if state == "not_ready":  # back off from fast to `period`: a long outage must not cost CPU
             self.fail_streak += 1
-            return min(slow, STARTUP_INTERVAL * 2 ** min(self.fail_streak, 20))
+            return min(slow, STARTUP_INTERVAL * float(2 ** min(self.fail_streak, 20)))
         if state == "failed":
             return slow
         return STARTUP_INTERVAL

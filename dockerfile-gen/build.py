@@ -34,7 +34,8 @@ def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 
 class Engine(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def build_argv(self, tag: str, dockerfile: str, context: str, labels: dict[str, str]) -> list[str]: ...
 

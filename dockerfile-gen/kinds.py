@@ -49,10 +49,18 @@ class LogLink:
 class Kind(Protocol):
     """One app type. `servlet` is the base's servlet container, when it has one."""
 
-    needs_servlet: bool
-    default_ports: tuple[int, ...]
-    drain_seconds: int
-    stop_timeout: int
+    # Read-only properties, so that frozen dataclasses satisfy the protocol.
+    @property
+    def needs_servlet(self) -> bool: ...
+
+    @property
+    def default_ports(self) -> tuple[int, ...]: ...
+
+    @property
+    def drain_seconds(self) -> int: ...
+
+    @property
+    def stop_timeout(self) -> int: ...
 
     def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str: ...
 

@@ -134,7 +134,8 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
     start = _start(doc.get("start"), path) if "start" in doc else None
     if kind == "script" and start is None:
         checks.fail(path, "start", "is required for type script")
-    config = checks.rel_path(doc["config"], path, "config") if doc.get("config") is not None else "conf.d"
+    config: str | None = (checks.rel_path(doc["config"], path, "config") if doc.get("config") is not None
+                          else "conf.d")
     config_files: tuple[str, ...] = config_listing or ()
     if config_listing is None:
         config = None  # no such directory: nothing to copy (load_spec refuses an explicit missing one)
