@@ -329,17 +329,14 @@ READY_PARSERS: dict[str, Callable[[Any, str], Any]] = {
 
 def read_yaml(path: str) -> dict[str, Any]:
     """Reads a settings file. Empty is valid; anything but a mapping with known keys is not."""
-    import yaml  # lazily: PID 1 imports only the standard library when there is no file
-
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            text = fh.read()
     except OSError as exc:
         raise BootstrapError(f"cannot read settings file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise BootstrapError(f"settings file {path} is not valid YAML{where}; fix the syntax") from None
+    data = _parse_json(text) if text.lstrip().startswith("{") else None
+    if data is None:
+        data = _parse_yaml(text, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -356,6 +353,29 @@ def read_yaml(path: str) -> dict[str, Any]:
         if bad:
             raise BootstrapError(f"unknown key 'ready.{bad[0]}' in {path}; allowed: {', '.join(READY_KEYS)}")
     return data
+
+
+def _parse_json(text: str) -> Any:
+    """JSON is YAML too, and dockerfile-gen writes bootstrap.yaml as JSON: read that with the
+    json module PID 1 has loaded anyway. Importing yaml costs more than the interpreter's own
+    start (bench/run.py). Anything that is not plain JSON goes to the YAML parser."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _parse_yaml(text: str, path: str) -> Any:
+    import yaml  # lazily: only for a settings file that is not plain JSON
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise BootstrapError(f"settings file {path} is not valid YAML{where}; fix the syntax") from None
 
 
 def _links(items: Any, where: str, keys: tuple[str, str]) -> list[dict[str, str]]:

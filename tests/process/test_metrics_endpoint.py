@@ -46,7 +46,8 @@ def test_probe_codes_through_the_life_of_the_app(start: Start, tmp_path: Path, p
     # Stopping: not ready at once; still live and started while the 5 s drain runs.
     agent.signal(signal.SIGTERM)
     wait_until(lambda: code(port, "/ready") == 503, timeout=5)
-    assert agent.status()["state"] == "stopping"
+    # `ready` goes first, then status.json says stopping: never the other way round
+    wait_until(lambda: agent.status()["state"] == "stopping", timeout=5)
     assert codes(port) == (503, 200, 200)
     answer = get(port, "/status")
     assert answer is not None and json.loads(answer[1])["state"] == "stopping"

@@ -211,6 +211,25 @@ def test_no_yaml_import_without_settings_file(environ: dict[str, str], tmp_path:
                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
 
 
+@pytest.mark.parametrize(("text", "yaml_imported"), [
+    ('{"app_name": "billing", "ready": {"tcp": 8080}, "start": ["java", "-jar", "b.jar"]}\n', False),
+    ("app_name: billing\nready: {tcp: 8080}\nstart: [java, -jar, b.jar]\n", True),
+    ("{app_name: billing, ready: {tcp: 8080}, start: [java, -jar, b.jar]}\n", True),  # flow YAML, not JSON
+])
+def test_json_settings_file_skips_the_yaml_parser(environ: dict[str, str], tmp_path: Path, text: str,
+                                                    yaml_imported: bool) -> None:
+    """dockerfile-gen writes bootstrap.yaml as JSON (which is YAML): PID 1 reads it without yaml."""
+    Path(environ["BOOTSTRAP_CONFIG"]).write_text(text)
+    del environ["APP_NAME"]  # from the file, then
+    code = ("import sys, json\nfrom bootstrap import settings\n"
+            "s = settings.load(json.loads(sys.argv[1]))\n"
+            "assert (s.app_name, s.ready.tcp, s.start) == ('billing', ('127.0.0.1', 8080), ('java', '-jar', 'b.jar'))\n"
+            "print('yaml' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(environ)], check=True, capture_output=True,
+                         text=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
+    assert out.strip() == str(yaml_imported)
+
+
 # --- APP_NAME and APP_ENV ------------------------------------------------------------------
 
 
