@@ -334,8 +334,9 @@ def read_yaml(path: str) -> dict[str, Any]:
             text = fh.read()
     except OSError as exc:
         raise BootstrapError(f"cannot read settings file {path}: {exc.strerror}") from None
-    data = _parse_json(text) if text.lstrip().startswith("{") else None
-    if data is None:
+    stripped = text.lstrip()
+    data = _parse_json(text) if stripped.startswith("{") else None
+    if data is None and stripped:
         data = _parse_yaml(text, path)
     if data is None:
         return {}

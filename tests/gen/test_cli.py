@@ -130,3 +130,21 @@ def test_committed_graph_is_current(tmp_path: Path) -> None:
     main([*TREE, "tree", "graph", "-o", str(tmp_path / "tree.svg")])
     committed = IMAGE_TREE.parent / "docs" / "image-tree.svg"
     assert committed.read_text() == (tmp_path / "tree.svg").read_text(), "run: dockerfile-gen tree graph -o docs/image-tree.svg"
+
+
+@pytest.mark.parametrize("app", sorted(p.name for p in EXAMPLES.iterdir() if (p / "app.yaml").exists()))
+def test_generated_bootstrap_yaml_is_accepted_by_the_agent(tmp_path: Path, app: str) -> None:
+    """One spec drives both sides: the agent's own settings loader must take what the generator wrote,
+    in every environment the app's conf.d has."""
+    from bootstrap import settings
+
+    assert main([*TREE, "-q", "app", str(EXAMPLES / app / "app.yaml"), "-o", str(tmp_path)]) == 0
+    conf = EXAMPLES / app / "conf.d"
+    envs = [d.name for d in conf.iterdir() if d.is_dir() and d.name != "common"] if conf.is_dir() else []
+    home = tmp_path / "home"
+    (home / "conf.d" / "dev").mkdir(parents=True)
+    for env in envs or ["dev"]:
+        environ = {"APP_ENV": env, "APP_HOME": str(home), "BOOTSTRAP_CONFIG": str(tmp_path / "bootstrap.yaml"),
+                   "BOOTSTRAP_CONF_SOURCE": str(conf if envs else home / "conf.d")}
+        loaded = settings.load(environ)
+        assert loaded.app_name == app and loaded.start
