@@ -25,12 +25,12 @@ def exec_error(command: str, err: int) -> BootstrapError:
 
 
 def spawn(argv: tuple[str, ...], environ: Mapping[str, str], sigmask: Iterable[int],
-          default_signals: Iterable[int], user: User | None, cwd: str | None = None) -> int:
+          default_signals: Iterable[int], user: User | None) -> int:
     env = dict(environ)
     if user is not None:
         env.setdefault("HOME", user.home)
         env["USER"] = env["LOGNAME"] = user.name
-        return _fork_exec(argv, env, set(sigmask), set(default_signals), user, cwd)
+        return _fork_exec(argv, env, set(sigmask), set(default_signals), user)
     try:
         return os.posix_spawnp(argv[0], list(argv), env, setsid=True, setsigmask=set(sigmask),
                                setsigdef=set(default_signals))
@@ -39,7 +39,7 @@ def spawn(argv: tuple[str, ...], environ: Mapping[str, str], sigmask: Iterable[i
 
 
 def _fork_exec(argv: tuple[str, ...], env: dict[str, str], sigmask: set[int], default_signals: set[int],
-               user: User, cwd: str | None) -> int:
+               user: User) -> int:
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # the child: only async-signal-safe-ish work, then exec or report errno and _exit
@@ -52,8 +52,6 @@ def _fork_exec(argv: tuple[str, ...], env: dict[str, str], sigmask: set[int], de
             for sig in default_signals:
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
-            if cwd:
-                os.chdir(cwd)
             os.execvpe(argv[0], list(argv), env)
         except OSError as exc:
             os.write(write_end, str(exc.errno or errno.EPERM).encode())

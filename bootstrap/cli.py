@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from bootstrap import __version__, log
 from bootstrap.errors import BootstrapError, UsageError
 
-USAGE = """usage: bootstrap run [--] [CMD ARGS...]   set up, then start and supervise CMD (or start: from bootstrap.yaml)
-       bootstrap probe [--live | --startup]  exit 0 when ready (live, started), 1 otherwise
+USAGE = """usage: bootstrap run [--] [CMD ARGS...]    set up, then start and supervise CMD
+                                               (or start: from bootstrap.yaml)
+       bootstrap probe [--live | --startup]   exit 0 when ready (live, started), 1 otherwise
        bootstrap status                       print status.json
-       bootstrap plan [--json] [--] [CMD...]  print every action run would take; changes nothing
+       bootstrap plan [--json] [--] [CMD...]  print every action run would take; change nothing
        bootstrap --version"""
 
 

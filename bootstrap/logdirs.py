@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 from bootstrap.actions import Action, Planner, under
 from bootstrap.errors import BootstrapError
 from bootstrap.record import frozen
-from bootstrap.settings import PLACEHOLDER_RE, Settings
+from bootstrap.settings import PLACEHOLDER_PATTERN, Settings
 from bootstrap.status import iso_time
 
 RECORD_FILE = ".bootstrap.jsonl"
@@ -38,7 +39,7 @@ def placeholders(settings: Settings, ip: str) -> dict[str, str | None]:
 
 def render(pattern: str, values: dict[str, str | None]) -> str:
     """Fills the pattern; every used placeholder must have a value that is one path component."""
-    for name in PLACEHOLDER_RE.findall(pattern):
+    for name in re.findall(PLACEHOLDER_PATTERN, pattern):
         value = values.get(name)
         if not value:
             source = {"pod": "POD_NAME", "namespace": "POD_NAMESPACE", "node": "NODE_NAME"}.get(name, name)

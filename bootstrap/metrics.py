@@ -393,12 +393,16 @@ def _le(bound: float) -> str:
     return str(floatToGoString(bound))  # type: ignore[no-untyped-call]
 
 
+COMMON_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+
 def process_families(supervisor: dict[str, Any], tree: TreeSample) -> list[Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     forwarded = CounterMetricFamily("bootstrap_signals_forwarded", "Signals forwarded to the app's process group.",
                                     labels=["signal"])
-    signals = _dict(supervisor, "signals_forwarded")
+    # The signals an operator sends start at 0, so rate() and increase() see the first one too.
+    signals = {**dict.fromkeys(COMMON_SIGNALS, 0), **_dict(supervisor, "signals_forwarded")}
     for name, count in sorted(signals.items()):
         if isinstance(name, str) and name.startswith("SIG"):  # signal names are a bounded set
             forwarded.add_metric([name], float(count))

@@ -277,6 +277,8 @@ def probes(ready: ReadyChecks, app_pid: int) -> list[Probe]:
         host, port = ready.tcp
         found.append(Probe(f"tcp {host}:{port}", lambda: check_tcp(host, port), "tcp"))
     if ready.http:
+        import requests  # noqa: F401 - imported now, so the first check's duration measures the check
+
         url = ready.http
         found.append(Probe(f"http {url}", lambda: check_http(url), "http"))
     if ready.cmd:

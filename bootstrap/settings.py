@@ -22,10 +22,13 @@ if TYPE_CHECKING:  # typing costs PID 1 ~5 ms of start-up; only the type checker
     from typing import Any
 
 DEFAULT_CONFIG = "/etc/bootstrap/bootstrap.yaml"
-APP_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
-USER_RE = re.compile(r"^([a-z_][a-z0-9_-]{0,31}|[0-9]+(:[0-9]+)?)$")
-URL_RE = re.compile(r"^https?://[^/\s?#]+([/?#]\S*)?$")
-PLACEHOLDER_RE = re.compile(r"\{(\w*)\}")
+# Patterns, not compiled objects: re compiles (and caches) one on first use, so PID 1 pays only
+# for the checks a pod's settings need (bench/run.py, start-up budget).
+USER_PATTERN = r"^([a-z_][a-z0-9_-]{0,31}|[0-9]+(:[0-9]+)?)$"
+URL_PATTERN = r"^https?://[^/\s?#]+([/?#]\S*)?$"
+PLACEHOLDER_PATTERN = r"\{(\w*)\}"
+NAME_EDGE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+NAME_INNER = NAME_EDGE | frozenset("._-")
 ENV_ALIASES = {"production": "prod", "prd": "prod", "development": "dev"}
 LOG_PLACEHOLDERS = ("app", "env", "ip", "pod", "namespace", "node", "hostname")
 COMMON_DIR = "common"
@@ -145,7 +148,8 @@ def _text(value: Any, where: str) -> str:
 
 def parse_app_name(value: Any, where: str) -> str:
     name = _text(value, where)
-    if not APP_NAME_RE.match(name):
+    # ^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$, checked without a regex: every start pays for it
+    if not (len(name) <= 63 and name[0] in NAME_EDGE and name[-1] in NAME_EDGE and set(name) <= NAME_INNER):
         raise _fail(where, value, "use 1-63 of a-z 0-9 . _ -, starting and ending with a letter or digit")
     return name
 
@@ -223,7 +227,7 @@ def parse_tcp(value: Any, where: str) -> tuple[str, int]:
 
 def parse_url(value: Any, where: str) -> str:
     text = _text(value, where)
-    if not URL_RE.match(text):
+    if not re.match(URL_PATTERN, text):
         raise _fail(where, value, "expected an http:// or https:// URL, e.g. http://127.0.0.1:8080/health")
     return text
 
@@ -253,15 +257,16 @@ def parse_pattern(value: Any, where: str) -> str:
 
 def parse_user(value: Any, where: str) -> str:
     text = _text(value, where)
-    if not USER_RE.match(text):
+    if not re.match(USER_PATTERN, text):
         raise _fail(where, value, "use a user name (e.g. app) or uid[:gid] (e.g. 1000:1000)")
     return text
 
 
 def parse_log_pattern(value: Any, where: str) -> str:
     text = _text(value, where)
-    names = set(PLACEHOLDER_RE.findall(text))
-    if PLACEHOLDER_RE.sub("", text).count("{") or PLACEHOLDER_RE.sub("", text).count("}"):
+    names = set(re.findall(PLACEHOLDER_PATTERN, text))
+    rest = re.sub(PLACEHOLDER_PATTERN, "", text)
+    if "{" in rest or "}" in rest:
         raise _fail(where, value, "unbalanced or malformed braces; placeholders look like {app}")
     unknown = names - set(LOG_PLACEHOLDERS)
     if unknown:
