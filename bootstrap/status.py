@@ -62,6 +62,10 @@ def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[
     return status
 
 
+def clear_ready(run_dir: str) -> None:
+    _remove(os.path.join(run_dir, READY_FILE))
+
+
 def _remove(path: str) -> None:
     try:
         os.unlink(path)

@@ -47,14 +47,15 @@ def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], enviro
                         "orphans of the app will not be reaped by bootstrap")
     started_at = time.time()
     origin = log_origin(settings.ready.log) if settings.ready.log else None
-    status.write(settings.run_dir, "starting", fresh=True, supervisor_pid=os.getpid(), pid=None,
-                 detail=f"starting {command[0]}")
+    status.clear_ready(settings.run_dir)  # a marker left by an earlier run must not pass a probe now
     began = time.monotonic()
     app = child.spawn(command, environ, old_mask, CATCHABLE, plan.user)
     phases = {**(phases or {}), "spawn": time.monotonic() - began}
+    # Records are written once the app runs: nothing but the spawn stands between setup and the app.
+    status.write(settings.run_dir, "starting", fresh=True, supervisor_pid=os.getpid(), pid=app,
+                 detail="waiting for readiness checks")
     log.info(f"started {' '.join(command)} as pid {app} (env {settings.env}, logs in {plan.log_dir})")
     logdirs.append_record(plan.log_dir, settings, plan.ip, "start", app)
-    status.write(settings.run_dir, "starting", pid=app, detail="waiting for readiness checks")
     return Supervisor(settings, plan, app, started_at, origin, phases).run()
 
 

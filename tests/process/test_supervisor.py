@@ -257,3 +257,11 @@ def test_second_term_cuts_the_drain_short(start: Start) -> None:
     agent.signal(signal.SIGTERM)
     agent.wait_line("^app signal SIGTERM$", timeout=10)
     assert agent.wait() == 143
+
+
+def test_stale_ready_marker_is_gone_before_the_app_starts(env: dict[str, str]) -> None:
+    run_dir = Path(env["BOOTSTRAP_RUN_DIR"])
+    run_dir.mkdir()
+    (run_dir / "ready").write_text("")  # left by an earlier run in this container
+    result = run(env, ["/bin/sh", "-c", f"test -e {run_dir}/ready && exit 1; exit 0"])
+    assert result.returncode == 0
