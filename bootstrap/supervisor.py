@@ -88,6 +88,9 @@ class Supervisor:
         return [h for h in (self.checker, self.http) if h is not None]
 
     def run(self) -> int:
+        import gc
+
+        gc.freeze()  # the helpers' collections then leave the pages they share with PID 1 unwritten
         for helper in self.helpers():
             helper.start()
         while self.app_code is None:

@@ -45,6 +45,7 @@ def test_python_probes_default_to_a_slow_period() -> None:
     c = render().container
     # `bootstrap probe --live` forks Python on every run, for the pod's whole life.
     assert c["livenessProbe"]["periodSeconds"] >= 30
+    assert c["startupProbe"]["periodSeconds"] >= 30  # `bootstrap probe --startup` forks Python too
     # `cat` forks no Python, so readiness can be quick.
     assert c["readinessProbe"]["periodSeconds"] <= 10
 
