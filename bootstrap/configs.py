@@ -19,6 +19,20 @@ def layer_files(layer_dir: str) -> dict[str, str]:
     return files
 
 
+def without_shadowed(common: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+    """common/ minus what <env>/ shadows: the same path, and also a file where <env>/ has a
+    directory (common/a vs env/a/b) or a directory where it has a file (common/a/b vs env/a)."""
+    env_dirs = {os.path.dirname(rel) for rel in env}
+    env_dirs |= {d for rel in env_dirs for d in _parents(rel)}
+    return {rel: source for rel, source in common.items()
+            if rel not in env and rel not in env_dirs and not any(p in env for p in _parents(rel))}
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")[:-1]
+    return ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+
+
 def _fill(text: str, where: str, settings: Settings) -> str:
     try:
         return text.format(env=settings.env, app=settings.app_name)
@@ -30,10 +44,11 @@ def _fill(text: str, where: str, settings: Settings) -> str:
 
 def wanted_links(settings: Settings) -> dict[str, str]:
     """Link path -> source. `<env>/` wins over `common/`; `links:` entries come last."""
+    common = layer_files(os.path.join(settings.conf_source, COMMON_DIR))
+    env = layer_files(os.path.join(settings.conf_source, settings.env))
     wanted: dict[str, str] = {}
-    for layer in (COMMON_DIR, settings.env):
-        for rel, source in layer_files(os.path.join(settings.conf_source, layer)).items():
-            wanted[os.path.join(settings.conf_target, rel)] = source
+    for rel, source in {**without_shadowed(common, env), **env}.items():
+        wanted[os.path.join(settings.conf_target, rel)] = source
     for n, link in enumerate(settings.links):
         source = _fill(link.source, f"links[{n}].source", settings)
         resolved = os.path.normpath(os.path.join(settings.app_home, source))

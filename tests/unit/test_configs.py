@@ -322,3 +322,20 @@ def test_stale_file_link_where_new_env_needs_a_directory(tmp_path: Path) -> None
     assert links_in(home / "conf") == {"sub/x": f"{home}/conf.d/prod/sub/x"}
     assert not os.path.lexists(home / "conf" / "sub.orig")
     assert plan(load(home, "prod")) == []
+
+
+@pytest.mark.parametrize(("common", "env", "expected"), [
+    ({"a": "c"}, {"a/b": "e"}, {"a/b": "env"}),          # the environment's directory wins over a file
+    ({"a/b": "c", "a/x": "c"}, {"a": "e"}, {"a": "env"}),  # the environment's file wins over a directory
+    ({"a/b": "c"}, {"a/d": "e"}, {"a/b": "common", "a/d": "env"}),  # the same directory merges
+])
+def test_environment_wins_file_against_directory(tmp_path: Path, common: dict[str, str], env: dict[str, str],
+                                                 expected: dict[str, str]) -> None:
+    home = tmp_path / "app"
+    for layer, files in (("common", common), ("dev", env)):
+        for rel, text in files.items():
+            write(home / "conf.d" / layer / rel, text)
+    setup(home, "dev")
+    links = {str(p.relative_to(home / "conf")): os.readlink(p) for p in (home / "conf").rglob("*") if p.is_symlink()}
+    assert {rel: target.split("/conf.d/")[1].split("/")[0] for rel, target in links.items()} == \
+        {rel: "dev" if layer == "env" else "common" for rel, layer in expected.items()}
