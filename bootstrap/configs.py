@@ -9,11 +9,14 @@ from bootstrap.settings import COMMON_DIR, Settings
 
 
 def layer_files(layer_dir: str) -> dict[str, str]:
-    """Relative path -> absolute source, for every non-directory entry below layer_dir."""
+    """Relative path -> absolute source, for every entry below layer_dir that is not a real
+    directory. A symlink to a directory is linked as one entry (os.walk does not descend into it,
+    which also keeps a link cycle from looping)."""
     files: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(layer_dir):
         dirnames.sort()
-        for name in filenames:
+        linked_dirs = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames + linked_dirs:
             source = os.path.join(dirpath, name)
             files[os.path.relpath(source, layer_dir)] = os.path.abspath(source)
     return files

@@ -339,3 +339,15 @@ def test_environment_wins_file_against_directory(tmp_path: Path, common: dict[st
     links = {str(p.relative_to(home / "conf")): os.readlink(p) for p in (home / "conf").rglob("*") if p.is_symlink()}
     assert {rel: target.split("/conf.d/")[1].split("/")[0] for rel, target in links.items()} == \
         {rel: "dev" if layer == "env" else "common" for rel, layer in expected.items()}
+
+
+def test_symlinked_directory_in_a_layer_is_linked_whole(tmp_path: Path) -> None:
+    home = tmp_path / "app"
+    write(home / "conf.d" / "shared-certs" / "ca.pem", "ca")
+    (home / "conf.d" / "dev").mkdir(parents=True)
+    os.symlink("../shared-certs", home / "conf.d" / "dev" / "certs")
+    os.symlink(".", home / "conf.d" / "dev" / "loop")  # a cycle must not hang the walk
+    setup(home, "dev")
+    assert (home / "conf" / "certs" / "ca.pem").read_text() == "ca"
+    assert os.readlink(home / "conf" / "certs") == str(home / "conf.d" / "dev" / "certs")
+    assert plan(load(home, "dev")) == []
