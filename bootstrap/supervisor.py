@@ -1,11 +1,12 @@
 """The PID-1 loop: block signals, spawn the app, then { wait for a signal; reap; advance the stop;
-watch the checker } until the app is gone, and exit with its code.
+watch the helpers } until the app is gone, and exit with its code.
 
 There are no signal handlers: every catchable signal is blocked before any child or thread
 exists and taken with sigtimedwait, so handling one is ordinary code in the loop.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -88,8 +89,6 @@ class Supervisor:
         return [h for h in (self.checker, self.http) if h is not None]
 
     def run(self) -> int:
-        import gc
-
         gc.freeze()  # the helpers' collections then leave the pages they share with PID 1 unwritten
         for helper in self.helpers():
             helper.start()
