@@ -21,6 +21,7 @@ import threading
 import time
 
 from bootstrap import __version__, status
+from bootstrap.logdirs import RECORD_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
     from bootstrap.settings import Settings
 
 CHECKS_FILE = "checks.json"
-SUPERVISOR_FILE = "supervisor.json"  # written by PID 1 (supervisor.Counters)
-RECORD_FILE = ".bootstrap.jsonl"  # start/exit records in the log dir (logdirs.append_record)
 # Check durations, seconds: a local TCP connect takes well under a millisecond, a command up to
 # CMD_TIMEOUT (10 s).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -50,12 +49,7 @@ CAUSES = ("exited", "signal", "stopped", "killed-after-timeout")
 
 
 def read_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return status.read_json(path) or {}
 
 
 class CheckStats:
@@ -310,7 +304,7 @@ class Collector:
 
     def collect(self) -> list[Any]:
         with self.lock:
-            supervisor = read_json(os.path.join(self.run_dir, SUPERVISOR_FILE))
+            supervisor = read_json(os.path.join(self.run_dir, status.SUPERVISOR_FILE))
             state = status.read(self.run_dir) or {}
             checks = read_json(os.path.join(self.run_dir, CHECKS_FILE))
             ready = status.probe(self.run_dir, "ready")

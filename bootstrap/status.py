@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 STATES = ("starting", "ready", "not_ready", "stopping", "failed", "exited")
 STATUS_FILE = "status.json"
 READY_FILE = "ready"
+SUPERVISOR_FILE = "supervisor.json"  # PID 1's counters for the metrics; written by PID 1 only
 
 
 def iso_time(ts: float) -> str:
@@ -32,13 +33,18 @@ def write_atomic(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def read(run_dir: str) -> dict[str, Any] | None:
+def read_json(path: str) -> dict[str, Any] | None:
+    """A JSON object from a run-dir file, or None when it is missing or not (yet) one."""
     try:
-        with open(os.path.join(run_dir, STATUS_FILE), encoding="utf-8") as fh:
+        with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read(run_dir: str) -> dict[str, Any] | None:
+    return read_json(os.path.join(run_dir, STATUS_FILE))
 
 
 def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[str, Any]:

@@ -26,7 +26,6 @@ NOT_FORWARDED = frozenset({signal.SIGCHLD, signal.SIGSEGV, signal.SIGBUS, signal
                            signal.SIGTRAP, signal.SIGSYS, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU})
 EXIT_GRACE = 2.0  # after the app exits on its own, the rest of its group gets this long (DESIGN §3)
 MAX_WAKEUP = 1.0  # the loop wakes at least this often to watch the helpers' heartbeats
-SUPERVISOR_FILE = "supervisor.json"
 
 
 def signal_name(sig: int) -> str:
@@ -249,7 +248,7 @@ class Counters:
                "phases": self.phases, "signals_forwarded": self.signals, "zombies_reaped": self.zombies,
                "helper_restarts": {h.name: h.restarts for h in helpers},
                "helper_pids": {h.name: h.pid for h in helpers}}
-        status.write_atomic(os.path.join(run_dir, SUPERVISOR_FILE), (json.dumps(doc, sort_keys=True) + "\n").encode())
+        status.write_atomic(os.path.join(run_dir, status.SUPERVISOR_FILE), (json.dumps(doc, sort_keys=True) + "\n").encode())
         self.changed = False
         self._helpers_seen = seen
 
