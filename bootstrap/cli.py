@@ -1,7 +1,6 @@
 """The command line. The only module that reads os.environ and sys.argv."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -15,6 +14,12 @@ USAGE = """usage: bootstrap run [--] [CMD ARGS...]    set up, then start and sup
        bootstrap status                       print status.json
        bootstrap plan [--json] [--] [CMD...]  print every action run would take; change nothing
        bootstrap --version"""
+
+
+def run_dir_from(environ: Mapping[str, str]) -> str:
+    """`probe` and `status` read only BOOTSTRAP_RUN_DIR, never the settings file: a probe the
+    kubelet runs every few seconds must not pay for parsing and validating settings."""
+    return environ.get("BOOTSTRAP_RUN_DIR") or "/run/bootstrap"
 
 
 def _command_args(args: list[str]) -> list[str]:
@@ -34,6 +39,8 @@ def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
 
 
 def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
+    import json
+
     from bootstrap import settings as settings_mod
     from bootstrap.setup import make_plan
 
@@ -70,7 +77,6 @@ def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
 
 
 def cmd_probe(args: list[str], environ: Mapping[str, str]) -> int:
-    from bootstrap.settings import run_dir_from
     from bootstrap.status import probe
 
     kinds = {(): "ready", ("--live",): "live", ("--startup",): "startup", ("--ready",): "ready"}
@@ -81,7 +87,6 @@ def cmd_probe(args: list[str], environ: Mapping[str, str]) -> int:
 
 
 def cmd_status(args: list[str], environ: Mapping[str, str]) -> int:
-    from bootstrap.settings import run_dir_from
     from bootstrap.status import STATUS_FILE
 
     if args:

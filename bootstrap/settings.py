@@ -496,11 +496,6 @@ def load(environ: Mapping[str, str]) -> Settings:
     )
 
 
-def run_dir_from(environ: Mapping[str, str]) -> str:
-    """`probe` reads only BOOTSTRAP_RUN_DIR, never the settings file, so it stays cheap."""
-    return environ.get("BOOTSTRAP_RUN_DIR") or "/run/bootstrap"
-
-
 def require_command(settings: Settings, argv: list[str]) -> tuple[str, ...]:
     command = tuple(argv) or settings.start
     if not command:

@@ -5,7 +5,6 @@ and removed before status.json says anything else, so `cat ready` never passes w
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -35,6 +34,8 @@ def write_atomic(path: str, data: bytes) -> None:
 
 def read_json(path: str) -> dict[str, Any] | None:
     """A JSON object from a run-dir file, or None when it is missing or not (yet) one."""
+    import json  # here, not at the top: `bootstrap probe` (readiness) needs only os.path.exists
+
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -49,6 +50,8 @@ def read(run_dir: str) -> dict[str, Any] | None:
 
 def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[str, Any]:
     """Writes a new state, keeping fields (pid, ready_at, …) from the previous file unless fresh."""
+    import json
+
     assert state in STATES, state
     ready_path = os.path.join(run_dir, READY_FILE)
     previous = {} if fresh else read(run_dir) or {}

@@ -442,8 +442,10 @@ def test_require_command(environ: dict[str, str]) -> None:
 
 
 def test_run_dir_from_reads_only_its_variable() -> None:
-    assert settings.run_dir_from({}) == "/run/bootstrap"
-    assert settings.run_dir_from({"BOOTSTRAP_RUN_DIR": "/x", "BOOTSTRAP_CONFIG": "/nope"}) == "/x"
+    from bootstrap.cli import run_dir_from
+
+    assert run_dir_from({}) == "/run/bootstrap"
+    assert run_dir_from({"BOOTSTRAP_RUN_DIR": "/x", "BOOTSTRAP_CONFIG": "/nope"}) == "/x"
 
 
 def test_relative_log_links_path_is_under_app_home(environ: dict[str, str]) -> None:
