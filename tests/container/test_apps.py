@@ -54,6 +54,8 @@ def _ready(engine: Engine, name: str) -> bool:
 
 def _check_contract(engine: Engine, running: Running, url_path: str, conf_file: str) -> str:
     wait_until(lambda: _ready(engine, running.name), timeout=180, interval=0.5)
+    for flag in ("--live", "--startup"):  # the chart's other two probes, run the way the kubelet runs them
+        assert engine.podman("exec", running.name, "bootstrap", "probe", flag, check=False).returncode == 0, flag
     cmdline = engine.podman("exec", running.name, "cat", "/proc/1/cmdline").stdout.split("\0")
     assert any(word.endswith("bootstrap") for word in cmdline[:2]) and "run" in cmdline, cmdline
     link = engine.podman("exec", running.name, "readlink", f"/app/conf/{conf_file}").stdout.strip()
