@@ -56,6 +56,9 @@ def frozen(cls: type[T]) -> type[T]:
     def __setattr__(self: Any, name: str, _value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}: {cls.__name__} is frozen")
 
+    def __delattr__(self: Any, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: {cls.__name__} is frozen")
+
     def __eq__(self: Any, other: Any) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
@@ -64,7 +67,7 @@ def frozen(cls: type[T]) -> type[T]:
     def __repr__(self: Any) -> str:
         return f"{cls.__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
 
-    for name, method in (("__init__", __init__), ("__setattr__", __setattr__), ("__delattr__", __setattr__),
+    for name, method in (("__init__", __init__), ("__setattr__", __setattr__), ("__delattr__", __delattr__),
                          ("__eq__", __eq__), ("__repr__", __repr__)):
         setattr(cls, name, method)
     setattr(cls, "__hash__", lambda self: hash(_values(self)))
