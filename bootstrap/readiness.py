@@ -3,7 +3,9 @@
 
 Why a separate process: the checks need psutil, requests and watchdog, which PID 1 must never
 import (memory and start-up budget), and a check that hangs or crashes must never touch the
-app. PID 1 imports this module only for `log_origin`, so the top level imports nothing heavy.
+app. PID 1 never imports this module; it is imported in the forked child, and its top level
+imports nothing heavy. The log check's origin (inode and size of the ready log before the app
+started) is taken by PID 1 (`supervisor.log_origin`) and handed in.
 
 The life of the checker:
 
@@ -77,16 +79,6 @@ class Probe:
     label: str
     run: Callable[[], Outcome]
     kind: str  # tcp, http, cmd or running: the `check` label of the metrics
-
-
-def log_origin(path: str) -> tuple[int, int] | None:
-    """Called by the supervisor BEFORE it spawns the app: (st_ino, st_size) of the ready log file,
-    or None if it does not exist. Lines up to that size in that inode are stale. Standard library only."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None  # missing (or unreadable): every line the checker can read later is new
-    return st.st_ino, st.st_size
 
 
 # --- error text ------------------------------------------------------------------------------

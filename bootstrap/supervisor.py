@@ -254,7 +254,8 @@ class Counters:
 
 
 def log_origin(path: str) -> tuple[int, int] | None:
-    """Where the ready log stands before the app starts (inode, size): earlier lines never count."""
+    """Where the ready log stands before the app starts (inode, size): lines up to that size in
+    that inode never count. None when it is missing: every line the checker reads later is new."""
     try:
         st = os.stat(path)
     except OSError:

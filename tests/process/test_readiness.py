@@ -21,6 +21,7 @@ import watchdog.observers  # noqa: F401 - same
 
 from bootstrap import readiness, status
 from bootstrap.settings import ReadyChecks, Settings
+from bootstrap.supervisor import log_origin
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.process
@@ -241,7 +242,7 @@ def test_log_stale_line_does_not_count(checker: Callable[..., CheckerProc], tmp_
     log_file = tmp_path / "catalina.out"
     log_file.write_bytes(b"previous run\n" + STARTED)
     proc = checker(ReadyChecks(log=str(log_file), pattern=PATTERN, period=0.1),
-                   origin=readiness.log_origin(str(log_file)))
+                   origin=log_origin(str(log_file)))
     starting = wait_until(lambda: proc.state("starting"))  # the first round read the whole file
     assert starting["detail"] == f"waiting for log {log_file}: no line matching {PATTERN!r} yet"
     with open(log_file, "ab") as fh:
@@ -282,7 +283,7 @@ def test_restarted_checker_keeps_the_log_match(checker: Callable[..., CheckerPro
     status.write(run_dir, "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
     first = status.write(run_dir, "ready", detail="by the checker before")
     proc = checker(ReadyChecks(log=str(log_file), pattern=PATTERN, period=0.1),
-                   origin=readiness.log_origin(str(log_file)))
+                   origin=log_origin(str(log_file)))
     again = wait_until(lambda: (proc.state("ready") or {}).get("detail") == f"checks passed: log {log_file}")
     assert again and proc.status()["ready_at"] == first["ready_at"]
     wait_until(proc.ready_file)

@@ -16,7 +16,8 @@ import pytest
 
 from bootstrap import readiness
 from bootstrap.settings import ReadyChecks
-from bootstrap.readiness import DirWatch, LogCheck, LogFollower, check_cmd, check_http, check_tcp, log_origin
+from bootstrap.readiness import DirWatch, LogCheck, LogFollower, check_cmd, check_http, check_tcp
+from bootstrap.supervisor import log_origin
 from tests.conftest import wait_until
 
 PATTERN = r"Server startup in \d+ ms"
