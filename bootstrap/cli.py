@@ -19,7 +19,9 @@ USAGE = """usage: bootstrap run [--] [CMD ARGS...]    set up, then start and sup
 def run_dir_from(environ: Mapping[str, str]) -> str:
     """`probe` and `status` read only BOOTSTRAP_RUN_DIR, never the settings file: a probe the
     kubelet runs every few seconds must not pay for parsing and validating settings."""
-    return environ.get("BOOTSTRAP_RUN_DIR") or "/run/bootstrap"
+    from bootstrap.status import DEFAULT_RUN_DIR, RUN_DIR_VAR
+
+    return environ.get(RUN_DIR_VAR) or DEFAULT_RUN_DIR
 
 
 def _command_args(args: list[str]) -> list[str]:
@@ -107,7 +109,7 @@ COMMANDS = {"run": cmd_run, "plan": cmd_plan, "probe": cmd_probe, "status": cmd_
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     env = os.environ if environ is None else environ
-    log.set_level(env.get("BOOTSTRAP_LOG_LEVEL", "info"))
+    log.set_level(env.get(log.LEVEL_VAR, log.DEFAULT_LEVEL))
     try:
         if not args or args[0] in ("-h", "--help", "help"):
             sys.stdout.write(USAGE + "\n")

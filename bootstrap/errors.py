@@ -15,6 +15,18 @@ class BootstrapError(Exception):
         self.code = code
 
 
+class SettingError(BootstrapError):
+    """A setting that is missing or invalid (exit 78). `field` names where it came from, as the
+    user wrote it: an environment variable, `key in FILE`, or the key a caller passed (the
+    generator passes the spec's dotted key); `reason` says what is allowed, without the field,
+    so a caller can put it into its own message format."""
+
+    def __init__(self, field: str, reason: str, message: str) -> None:
+        super().__init__(message, EX_CONFIG)
+        self.field = field
+        self.reason = reason
+
+
 class UsageError(BootstrapError):
     def __init__(self, message: str) -> None:
         super().__init__(message, EX_USAGE)

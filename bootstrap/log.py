@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import os
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-_threshold = [20]  # a one-element list: set once by cli from BOOTSTRAP_LOG_LEVEL
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+# A row of the settings table (settings.Settings.log_level), defined here because cli applies it
+# before anything else, also for `probe`, which never loads the settings module.
+LEVEL_VAR = "BOOTSTRAP_LOG_LEVEL"
+DEFAULT_LEVEL = "info"
+_threshold = [LEVELS[DEFAULT_LEVEL]]  # a one-element list: set once by cli from LEVEL_VAR
 
 
 def set_level(name: str) -> None:
-    _threshold[0] = _LEVELS.get(name.lower(), 20)
+    _threshold[0] = LEVELS.get(name.lower(), LEVELS[DEFAULT_LEVEL])
 
 
 def _emit(level: str, message: str) -> None:
-    if _LEVELS[level] >= _threshold[0]:
+    if LEVELS[level] >= _threshold[0]:
         try:
             os.write(2, f"bootstrap: {level}: {message}\n".encode(errors="replace"))
         except OSError:

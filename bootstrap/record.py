@@ -22,6 +22,21 @@ class FrozenInstanceError(AttributeError):
     pass
 
 
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()  # the default of a field that has none
+
+
+class Field:
+    """A class attribute that declares a field with more than a default (see `settings.setting`):
+    `default` is the field's default, or MISSING when the field is required."""
+
+    default: Any = MISSING
+
+
 def _fields(cls: type) -> tuple[str, ...]:
     names: dict[str, None] = {}
     for klass in reversed(cls.__mro__):
@@ -32,9 +47,16 @@ def _fields(cls: type) -> tuple[str, ...]:
 @dataclass_transform(frozen_default=True)
 def frozen(cls: type[T]) -> type[T]:
     """Class decorator: fields are the annotated class attributes, in order; a class attribute
-    is that field's default (defaults are shared, so use only immutable ones)."""
+    is that field's default (defaults are shared, so use only immutable ones), or a `Field`
+    that holds it."""
     names = _fields(cls)
-    defaults = {name: cls.__dict__[name] for name in names if name in cls.__dict__}
+    defaults = {}
+    for name in names:
+        value = cls.__dict__.get(name, MISSING)
+        if isinstance(value, Field):
+            value = value.default
+        if value is not MISSING:
+            defaults[name] = value
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         if len(args) > len(names):

@@ -12,6 +12,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# A row of the settings table (settings.Settings.run_dir), defined here because `probe` and
+# `status` read it without loading the settings module.
+RUN_DIR_VAR = "BOOTSTRAP_RUN_DIR"
+DEFAULT_RUN_DIR = "/run/bootstrap"
 STATES = ("starting", "ready", "not_ready", "stopping", "failed", "exited")
 STATUS_FILE = "status.json"
 READY_FILE = "ready"
