@@ -485,6 +485,15 @@ _READY_ROW = {row.name: row for row in READY_ROWS}
 # above (parse_app_name, parse_user, parse_seconds, ...) all take (value, where).
 
 
+def setting_row(key: str) -> Setting:
+    """The row for a YAML key (`stop_timeout`, `ready.timeout`) or, for a setting the file cannot
+    hold, its field name (`pod_ip`); KeyError for anything else."""
+    for row in SETTINGS:
+        if key in (row.key, row.name if row.key is None else None):
+            return row
+    raise KeyError(key)
+
+
 def canonical_env(name: str) -> str:
     """The environment an APP_ENV (or an env_overrides key) names: lower case, aliases resolved
     (ENV_ALIASES: production and prd are prod, development is dev)."""

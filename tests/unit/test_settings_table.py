@@ -166,6 +166,15 @@ def test_every_variable_is_written_out_in_the_package() -> None:
     assert not re.search(r"(BOOTSTRAP|APP)_[A-Z_]*\{", source)  # e.g. f"BOOTSTRAP_READY_{key.upper()}"
 
 
+def test_setting_row_lookup() -> None:
+    assert settings.setting_row("ready.timeout").env == "BOOTSTRAP_READY_TIMEOUT"
+    assert settings.setting_row("stop_timeout").env == "BOOTSTRAP_STOP_TIMEOUT"
+    assert settings.setting_row("pod_ip").env == "POD_IP"
+    for missing in ("timeout", "ready", "nope"):
+        with pytest.raises(KeyError):
+            settings.setting_row(missing)
+
+
 def test_yaml_keys_are_the_table() -> None:
     assert settings.YAML_KEYS == {row.key for row in settings.SETTING_ROWS if row.key} | {"ready"}
     assert settings.READY_KEYS == ("tcp", "http", "log", "pattern", "cmd", "timeout", "period")
