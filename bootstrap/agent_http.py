@@ -7,8 +7,9 @@ budget stays as it is) and keeps it up until bootstrap exits: it answers 503 whi
   kubelet's httpGet probes fork nothing;
 - `/status`: status.json as it is;
 - `/metrics`: the Prometheus text format, from a `CollectorRegistry` of our own holding
-  `metrics.Collector`. prometheus_client and psutil are imported on the first scrape, so a pod
-  that only uses the probes does not pay for them.
+  `metrics.Collector`. The `metrics` module, which imports prometheus_client and psutil at its
+  top, is imported on the first scrape (in `registry`), so a pod that only uses the probes does
+  not pay for them.
 
 The helper inherits PID 1's blocked signals, so request threads never take a signal; PID 1 ends
 it with SIGKILL.
@@ -81,27 +82,21 @@ class AgentServer(ThreadingHTTPServer):
         return 404, TEXT, b"not found: try /ready /live /startup /status /metrics\n"
 
     def scrape(self) -> tuple[int, str, bytes]:
-        from prometheus_client.exposition import generate_latest
-
         try:
-            registry = self.registry()
-            return 200, METRICS_TYPE, generate_latest(registry)
+            registry, metrics = self.registry()
+            return 200, METRICS_TYPE, metrics.exposition(registry)
         except Exception as exc:  # a broken collection is a 500 for this scrape, never a dead helper
             log.warning(f"http endpoint: collecting metrics failed: {exc!r}")
             return 500, TEXT, f"collecting metrics failed: {exc!r}\n".encode()
 
-    def registry(self) -> Any:
+    def registry(self) -> tuple[Any, Any]:
+        """(the registry, the metrics module), made on the first scrape."""
         with self._metrics_lock:
             if self._metrics is None:
-                from prometheus_client import CollectorRegistry
+                from bootstrap import metrics  # the one lazy import: prometheus_client and psutil
 
-                from bootstrap import metrics
-
-                registry = CollectorRegistry(auto_describe=False)  # ours alone, never the global one
-                collector = metrics.Collector.for_settings(self.settings, self.app_pid)
-                registry.register(collector)
-                self._metrics = (registry, collector)
-            return self._metrics[0]
+                self._metrics = (metrics.registry_for(self.settings, self.app_pid), metrics)
+            return self._metrics
 
 
 class Handler(BaseHTTPRequestHandler):

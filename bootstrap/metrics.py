@@ -1,27 +1,33 @@
-"""The agent's Prometheus metrics: what the run dir's files say, read at scrape time.
+"""The agent's Prometheus metrics, served by the HTTP helper (`agent_http`): what the run dir's
+files say, read at scrape time, plus the app's process group and log directory.
 
-Three processes know things, and each writes one file in the run dir, atomically:
+Three processes know things, and each writes its file in the run dir (`status`, atomically):
 
 - PID 1: `supervisor.json` (phases, signals forwarded, zombies reaped, helper restarts);
-- the readiness checker: `status.json` and `checks.json` (per-check counts, failures and a
-  duration histogram, transitions into ready, time to ready), through `CheckStats` below;
-- nobody else: the app's process tree and the log directory are looked at directly.
+- the readiness checker: `status.json`, and `checks.json` through `checkstats.CheckStats`;
+- nobody else: the app's process tree (`apptree`) and the log directory (`logdir_stats`) are
+  looked at directly.
 
 `Collector` turns them into metric families for a `prometheus_client.CollectorRegistry` of its
-own (never the global one) in the HTTP helper. This module's top level is standard library only:
-the checker imports it for `CheckStats`, and prometheus_client and psutil are imported where the
-collection happens, in the helper, on the first scrape.
+own (never the global one). Only the HTTP helper imports this module, on the first scrape, so a
+helper that serves only the probes never loads prometheus_client or psutil.
 """
 from __future__ import annotations
 
-import json
-import os
-import re
+import calendar
 import threading
 import time
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
+                                    InfoMetricFamily)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.utils import floatToGoString
+
 from bootstrap import __version__, status
-from bootstrap.logdirs import RECORD_FILE
+from bootstrap.apptree import AppTree, TreeSample, jvm_version
+from bootstrap.checkstats import CHECK_KINDS
+from bootstrap.logdir_stats import LOG_DIR_INTERVAL, LOG_DIR_MAX_ENTRIES, LogDir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,247 +36,28 @@ if TYPE_CHECKING:
 
     from bootstrap.settings import Settings
 
-CHECKS_FILE = "checks.json"
-# Check durations, seconds: a local TCP connect takes well under a millisecond, a command up to
-# CMD_TIMEOUT (10 s).
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-CHECK_KINDS = ("tcp", "http", "log", "cmd", "running")
-SAVE_INTERVAL = 1.0  # checks.json is rewritten at most this often, except on a state change
-LOG_DIR_INTERVAL = 60.0  # the log dir is walked at most this often
-LOG_DIR_MAX_ENTRIES = 20000  # and never further than this many entries
-RECORDS_MAX_BYTES = 4 << 20  # only the last 4 MiB of .bootstrap.jsonl are counted
 STATES = status.STATES
-CAUSE_RE = re.compile(rb'"cause": "([a-z-]+)"')
-EVENT_RE = re.compile(rb'"event": "(start|exit)"')
-CAUSES = ("exited", "signal", "stopped", "killed-after-timeout")
+COMMON_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
 
 
-# --- the checker's side: checks.json ----------------------------------------------------------
+def registry_for(settings: Settings, app_pid: int) -> CollectorRegistry:
+    """A registry of our own (never the global one) holding the Collector for this app."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector.for_settings(settings, app_pid))
+    return registry
 
 
-def read_json(path: str) -> dict[str, Any]:
-    return status.read_json(path) or {}
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text format of everything in the registry."""
+    return bytes(generate_latest(registry))
 
 
-class CheckStats:
-    """Counts kept by the readiness checker and saved to RUN_DIR/checks.json.
-
-    A restarted checker (same app pid) carries on from the file, so the counters only go up for
-    the life of the app. Writes are cheap: at most one per SAVE_INTERVAL, plus one per state change.
-    """
-
-    def __init__(self, run_dir: str, app_pid: int, started_at: float) -> None:
-        self.path = os.path.join(run_dir, CHECKS_FILE)
-        self.app_pid, self.started_at = app_pid, started_at
-        previous = read_json(self.path)
-        mine = previous.get("app_pid") == app_pid and previous.get("le") == list(BUCKETS)
-        self.checks: dict[str, dict[str, Any]] = previous.get("checks", {}) if mine else {}
-        self.transitions: int = previous.get("ready_transitions", 0) if mine else 0
-        self.time_to_ready: float | None = previous.get("time_to_ready") if mine else None
-        self.dirty = self.urgent = not mine
-        self.saved_at = 0.0
-
-    def observe(self, kind: str, seconds: float, ok: bool) -> None:
-        entry = self.checks.setdefault(kind, {"count": 0, "failures": 0, "sum": 0.0,
-                                              "buckets": [0] * (len(BUCKETS) + 1)})
-        entry["count"] += 1
-        entry["failures"] += 0 if ok else 1
-        entry["sum"] += seconds
-        entry["buckets"][next((i for i, le in enumerate(BUCKETS) if seconds <= le), len(BUCKETS))] += 1
-        self.dirty = True
-
-    def entered(self, state: str, now: float) -> None:
-        """The checker published a new state (`now` is wall-clock time)."""
-        if state == "ready":
-            self.transitions += 1
-            if self.time_to_ready is None:
-                self.time_to_ready = max(0.0, now - self.started_at)
-        self.dirty = self.urgent = True
-
-    def save(self, now: float) -> None:
-        """Writes checks.json if something changed and it is due (`now` is monotonic)."""
-        if not self.dirty or (not self.urgent and now - self.saved_at < SAVE_INTERVAL):
-            return
-        doc = {"app_pid": self.app_pid, "le": list(BUCKETS), "checks": self.checks,
-               "ready_transitions": self.transitions, "time_to_ready": self.time_to_ready}
-        try:
-            status.write_atomic(self.path, (json.dumps(doc, sort_keys=True) + "\n").encode())
-        except OSError:
-            return  # a full or read-only run dir costs the metrics, never readiness; retried later
-        self.dirty = self.urgent = False
-        self.saved_at = now
-
-
-# --- the app's process tree --------------------------------------------------------------------
-
-
-class TreeSample:
-    __slots__ = ("processes", "cpu", "rss", "threads", "fds", "jvm")
-
-    def __init__(self) -> None:
-        self.processes = self.rss = self.threads = self.fds = 0
-        self.cpu = 0.0
-        self.jvm: tuple[int, float] | None = None  # (pid, create_time) of a java process
-
-
-class AppTree:
-    """The app's process group (pgid == app pid), through psutil.
-
-    CPU is a counter: processes that left the group keep their last-seen CPU time in `gone_cpu`,
-    so the total never goes down when a worker exits (the time it used after the last scrape is lost).
-    """
-
-    def __init__(self, pgid: int) -> None:
-        self.pgid = pgid
-        self.last_cpu: dict[tuple[int, float], float] = {}
-        self.gone_cpu = 0.0
-
-    def sample(self) -> TreeSample:
-        import psutil
-
-        sample, seen = TreeSample(), {}
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) != self.pgid:
-                    continue
-                with proc.oneshot():
-                    key = (proc.pid, proc.create_time())
-                    times = proc.cpu_times()
-                    cpu = times.user + times.system
-                    rss, threads, name = proc.memory_info().rss, proc.num_threads(), proc.name()
-                    fds = _num_fds(proc)
-            except (OSError, psutil.Error):
-                continue  # gone meanwhile, a zombie, or not ours to look at
-            seen[key] = cpu
-            sample.processes += 1
-            sample.rss += rss
-            sample.threads += threads
-            sample.fds += fds
-            if name == "java" and sample.jvm is None:
-                sample.jvm = key
-        self.gone_cpu += sum(cpu for key, cpu in self.last_cpu.items() if key not in seen)
-        self.last_cpu = seen
-        sample.cpu = self.gone_cpu + sum(seen.values())
-        return sample
-
-
-def _num_fds(proc: Any) -> int:
-    import psutil
-
-    try:
-        return int(proc.num_fds())
-    except psutil.AccessDenied:
-        return 0  # another user's process without CAP_SYS_PTRACE: counted as none
-
-
-def jvm_version(pid: int, proc_root: str = "/proc") -> str:
-    """The Java version of a running JVM: JAVA_VERSION in its environment (the Temurin images set
-    it), else the `release` file of its java.home (found from /proc/PID/exe), else "unknown"."""
-    try:
-        with open(f"{proc_root}/{pid}/environ", "rb") as fh:
-            for item in fh.read().split(b"\0"):
-                if item.startswith(b"JAVA_VERSION="):
-                    return item.partition(b"=")[2].decode(errors="replace")[:64] or "unknown"
-    except OSError:
-        pass
-    try:
-        exe = os.path.realpath(f"{proc_root}/{pid}/exe")
-    except OSError:
-        return "unknown"
-    home = os.path.dirname(os.path.dirname(exe))  # <java.home>/bin/java
-    for candidate in (home, os.path.dirname(home)):  # Java 8: <jdk>/jre/bin/java, release in <jdk>
-        version = release_version(os.path.join(candidate, "release"))
-        if version:
-            return version
-    return "unknown"
-
-
-def release_version(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("JAVA_VERSION="):
-                    return line.partition("=")[2].strip().strip('"')[:64] or None
-    except OSError:
-        pass
-    return None
-
-
-# --- the log directory -------------------------------------------------------------------------
-
-
-def dir_bytes(root: str, cap: int = LOG_DIR_MAX_ENTRIES) -> tuple[int, bool]:
-    """Apparent size of the regular files under root (symlinks not followed); (bytes, complete)."""
-    total, entries, stack = 0, 0, [root]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    if entries > cap:
-                        return total, False
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue  # removed meanwhile (rotation)
-        except OSError:
-            continue
-    return total, True
-
-
-def record_counts(path: str) -> tuple[int, dict[str, int]]:
-    """Start records and exit records by cause in a log dir's .bootstrap.jsonl (its last 4 MiB)."""
-    starts, causes = 0, dict.fromkeys(CAUSES, 0)
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            fh.seek(max(0, size - RECORDS_MAX_BYTES))
-            data = fh.read(RECORDS_MAX_BYTES)
-    except OSError:
-        return 0, causes
-    for line in data.splitlines():
-        event = EVENT_RE.search(line)
-        if event is None:
-            continue
-        if event.group(1) == b"start":
-            starts += 1
-            continue
-        cause = CAUSE_RE.search(line)
-        name = cause.group(1).decode() if cause else ""
-        if name in causes:  # bounded labels: an unknown cause is not exported
-            causes[name] += 1
-    return starts, causes
-
-
-class LogDir:
-    """The log dir's size and its records, refreshed at most every LOG_DIR_INTERVAL seconds."""
-
-    def __init__(self, link: str, clock: Callable[[], float]) -> None:
-        self.link, self.clock = link, clock
-        self.next_at = 0.0
-        self.bytes = 0
-        self.starts, self.causes = 0, dict.fromkeys(CAUSES, 0)
-
-    def refresh(self) -> None:
-        now = self.clock()
-        if now < self.next_at:
-            return
-        self.next_at = now + LOG_DIR_INTERVAL
-        directory = os.path.realpath(self.link)  # LOG_LINK points at this container's log dir
-        self.bytes, _capped = dir_bytes(directory)  # a capped walk still gives a useful lower bound
-        self.starts, self.causes = record_counts(os.path.join(directory, RECORD_FILE))
-
-
-# --- the collector -------------------------------------------------------------------------------
+def read_json(run_dir: str, name: str) -> dict[str, Any]:
+    return status.read_file(run_dir, name) or {}
 
 
 def parse_iso(text: Any) -> float | None:
     """status.iso_time's format back to a Unix time."""
-    import calendar
-
     if not isinstance(text, str) or len(text) < 19:
         return None
     try:
@@ -304,9 +91,9 @@ class Collector:
 
     def collect(self) -> list[Any]:
         with self.lock:
-            supervisor = read_json(os.path.join(self.run_dir, status.SUPERVISOR_FILE))
-            state = status.read(self.run_dir) or {}
-            checks = read_json(os.path.join(self.run_dir, CHECKS_FILE))
+            supervisor = read_json(self.run_dir, status.SUPERVISOR_FILE)
+            state = read_json(self.run_dir, status.STATUS_FILE)
+            checks = read_json(self.run_dir, status.CHECKS_FILE)
             ready = status.probe(self.run_dir, "ready")
             self.log_dir.refresh()
             tree = self.tree.sample()
@@ -327,8 +114,6 @@ def _dict(doc: dict[str, Any], key: str) -> dict[str, Any]:
 
 def lifecycle_families(supervisor: dict[str, Any], state: dict[str, Any], checks: dict[str, Any],
                        ready: bool) -> list[Any]:
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
     phases = GaugeMetricFamily("bootstrap_phase_seconds", "Seconds each start-up phase took: config links, "
                                "log directory, spawning the app, and from spawn to the first ready.",
                                labels=["phase"])
@@ -360,8 +145,6 @@ def lifecycle_families(supervisor: dict[str, Any], state: dict[str, Any], checks
 
 
 def check_families(checks: dict[str, Any]) -> list[Any]:
-    from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-
     durations = HistogramMetricFamily("bootstrap_check_duration_seconds", "Duration of each readiness check run.",
                                       labels=["check"])
     failures = CounterMetricFamily("bootstrap_check_failures", "Readiness check runs that failed.", labels=["check"])
@@ -382,17 +165,10 @@ def check_families(checks: dict[str, Any]) -> list[Any]:
 
 
 def _le(bound: float) -> str:
-    from prometheus_client.utils import floatToGoString
-
     return str(floatToGoString(bound))  # type: ignore[no-untyped-call]
 
 
-COMMON_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
-
-
 def process_families(supervisor: dict[str, Any], tree: TreeSample) -> list[Any]:
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
     forwarded = CounterMetricFamily("bootstrap_signals_forwarded", "Signals forwarded to the app's process group.",
                                     labels=["signal"])
     # The signals an operator sends start at 0, so rate() and increase() see the first one too.
@@ -421,8 +197,6 @@ def process_families(supervisor: dict[str, Any], tree: TreeSample) -> list[Any]:
 
 
 def info_families(info: dict[str, str], jvm: str | None, log_dir: LogDir) -> list[Any]:
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
-
     families: list[Any] = [InfoMetricFamily("bootstrap", "The app and agent this endpoint belongs to.", value=info)]
     if jvm is not None:
         families.append(InfoMetricFamily("bootstrap_jvm", "The JVM found in the app's process group.",

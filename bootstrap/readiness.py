@@ -1,11 +1,14 @@
 """The readiness checker: a process forked from PID 1 that runs the checks and keeps the run dir's
-`status.json` and `ready` marker true.
+`status.json` and `ready` marker true. This module holds the checks, the log following and the
+checker's loop; the loop also keeps `checkstats` (checks.json) and the JVM hint (`apptree`).
 
 Why a separate process: the checks need psutil, requests and watchdog, which PID 1 must never
 import (memory and start-up budget), and a check that hangs or crashes must never touch the
-app. PID 1 never imports this module; it is imported in the forked child, and its top level
-imports nothing heavy. The log check's origin (inode and size of the ready log before the app
-started) is taken by PID 1 (`supervisor.log_origin`) and handed in.
+app. PID 1 never imports this module; it is imported in the forked child. psutil (through
+`apptree`) is loaded at once, since the JVM scan runs on the first step; requests and watchdog
+only when an HTTP or log check is set. No metrics code: prometheus_client is the HTTP helper's.
+The log check's origin (inode and size of the ready log before the app started) is taken by
+PID 1 (`supervisor.log_origin`) and handed in.
 
 The life of the checker:
 
@@ -39,7 +42,9 @@ import threading
 import time
 from collections import deque
 
-from bootstrap import log, metrics, status
+from bootstrap import log, status
+from bootstrap.apptree import JvmHint
+from bootstrap.checkstats import CheckStats
 from bootstrap.record import frozen
 
 TYPE_CHECKING = False  # typing is for the type checker only; the checker's memory is in the budget
@@ -58,7 +63,6 @@ STALL_LIMIT = 20.0  # no main-loop progress for this long: stop the heartbeat, g
 TCP_TIMEOUT = 1.0
 HTTP_TIMEOUT = 2.0  # connect and read, each
 CMD_TIMEOUT = 10.0
-JVM_SCAN_INTERVAL = 1.0
 READ_CHUNK = 1 << 16
 MAX_LINE = 1 << 20  # a "line" with no newline this long is judged as is, so memory stays bounded
 CMD_OUTPUT_TAIL = 4096
@@ -244,22 +248,6 @@ def app_running(pid: int) -> Outcome:
     except psutil.NoSuchProcess:
         running = False
     return Outcome(running, "running" if running else "not running")
-
-
-def find_jvm(pgid: int) -> int | None:
-    """The pid of a JVM (`java` by comm or exe name) in the app's process group, if any."""
-    import psutil
-
-    for proc in psutil.process_iter(["name", "exe"]):
-        try:
-            if os.getpgid(proc.pid) != pgid:
-                continue
-        except OSError:
-            continue  # gone meanwhile
-        exe = os.path.basename(proc.info.get("exe") or "")
-        if "java" in (proc.info.get("name"), exe):
-            return proc.pid
-    return None
 
 
 def probes(ready: ReadyChecks, app_pid: int) -> list[Probe]:
@@ -544,11 +532,11 @@ class Checker:
             self.results = {p.label: Outcome(True, "passed before a checker restart") for p in self.probes}
             self.due = math.inf
         self.fail_streak = 0
-        self.jvm_done, self.jvm_scan_at = self.ever_ready, 0.0  # a restart does not repeat the hint
+        self.jvm_hint = JvmHint(app_pid, done=self.ever_ready)  # a restart does not repeat the hint
         self.wake = threading.Event()
         self.progress_at = time.monotonic()
         self.write_failed = False
-        self.stats = metrics.CheckStats(self.run_dir, app_pid, started_at)  # checks.json, for /metrics
+        self.stats = CheckStats(self.run_dir, app_pid, started_at)  # checks.json, for /metrics
 
     def run(self) -> NoReturn:
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
@@ -582,7 +570,7 @@ class Checker:
         self.stats.save(time.monotonic())
         if self.log_check is not None:
             self.log_check.release()  # after the write: stopping watchdog's threads takes a moment
-        self.look_for_jvm()
+        self.jvm_hint.poll(app_ready=self.ever_ready)
 
     def timed(self, kind: str, check: Callable[[], Outcome]) -> Outcome:
         began = time.monotonic()
@@ -640,20 +628,3 @@ class Checker:
             if message:
                 log.info(f"{message}: {detail}")
         self.written = (state, detail)
-
-    def look_for_jvm(self) -> None:
-        """Once: a JVM in the app's group gets a hint about thread dumps on a slow stop."""
-        now = time.monotonic()
-        if self.jvm_done or now < self.jvm_scan_at:
-            return
-        self.jvm_scan_at = now + JVM_SCAN_INTERVAL
-        try:
-            jvm = find_jvm(self.app_pid)
-        except Exception as exc:  # psutil trouble must not cost readiness
-            log.debug(f"readiness: looking for a JVM failed: {describe(exc)}")
-            jvm = None
-        if jvm is not None:
-            log.info(f"found a JVM (pid {jvm}) in the app's process group: BOOTSTRAP_THREAD_DUMP=1 makes the "
-                     "stop send SIGQUIT one second before the SIGKILL, so the JVM prints a thread dump")
-        # Once the app is ready, a JVM that is not there yet is not coming.
-        self.jvm_done = jvm is not None or self.ever_ready

@@ -1,4 +1,6 @@
-"""The run dir: `status.json` (replaced atomically) and the `ready` marker the kubelet probes.
+"""The run dir: `status.json` (replaced atomically), the `ready` marker the kubelet probes, and
+the counters the metrics read. Every run-dir file is named here, and written here: the JSON
+files through `write_json`, the marker by `write` and `clear_ready`.
 
 `ready` exists exactly while the state is `ready`: it is created after status.json says ready,
 and removed before status.json says anything else, so `cat ready` never passes wrongly.
@@ -10,6 +12,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 # A row of the settings table (settings.Settings.run_dir), defined here because `probe` and
@@ -17,9 +20,13 @@ if TYPE_CHECKING:
 RUN_DIR_VAR = "BOOTSTRAP_RUN_DIR"
 DEFAULT_RUN_DIR = "/run/bootstrap"
 STATES = ("starting", "ready", "not_ready", "stopping", "failed", "exited")
-STATUS_FILE = "status.json"
-READY_FILE = "ready"
-SUPERVISOR_FILE = "supervisor.json"  # PID 1's counters for the metrics; written by PID 1 only
+# The run dir's files; each has one writer.
+STATUS_FILE = "status.json"  # the state: PID 1 (starting, stopping, exited) and the readiness checker
+READY_FILE = "ready"  # the marker: exists exactly while the state is ready
+SUPERVISOR_FILE = "supervisor.json"  # PID 1's counters, for the metrics
+CHECKS_FILE = "checks.json"  # the readiness checker's counters, for the metrics
+RUN_FILES = (STATUS_FILE, READY_FILE, SUPERVISOR_FILE, CHECKS_FILE)
+JSON_FILES = (STATUS_FILE, SUPERVISOR_FILE, CHECKS_FILE)
 
 
 def iso_time(ts: float) -> str:
@@ -36,6 +43,21 @@ def write_atomic(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_json(run_dir: str, name: str, doc: Mapping[str, Any]) -> None:
+    """Replaces the run-dir file `name` (one of JSON_FILES) with `doc`, atomically: a reader sees
+    the old file or the new one, never a part. Raises OSError (full or read-only run dir); each
+    caller decides what that costs."""
+    import json  # here, not at the top: `bootstrap probe` (readiness) needs only os.path.exists
+
+    assert name in JSON_FILES, name
+    write_atomic(os.path.join(run_dir, name), (json.dumps(doc, sort_keys=True) + "\n").encode())
+
+
+def read_file(run_dir: str, name: str) -> dict[str, Any] | None:
+    """A run-dir JSON file (one of JSON_FILES), or None when it is missing or not (yet) one."""
+    return read_json(os.path.join(run_dir, name))
+
+
 def read_json(path: str) -> dict[str, Any] | None:
     """A JSON object from a run-dir file, or None when it is missing or not (yet) one."""
     import json  # here, not at the top: `bootstrap probe` (readiness) needs only os.path.exists
@@ -49,13 +71,11 @@ def read_json(path: str) -> dict[str, Any] | None:
 
 
 def read(run_dir: str) -> dict[str, Any] | None:
-    return read_json(os.path.join(run_dir, STATUS_FILE))
+    return read_file(run_dir, STATUS_FILE)
 
 
 def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[str, Any]:
     """Writes a new state, keeping fields (pid, ready_at, …) from the previous file unless fresh."""
-    import json
-
     assert state in STATES, state
     ready_path = os.path.join(run_dir, READY_FILE)
     previous = {} if fresh else read(run_dir) or {}
@@ -69,7 +89,7 @@ def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[
     status.setdefault("detail", "")
     if state != "ready":
         _remove(ready_path)
-    write_atomic(os.path.join(run_dir, STATUS_FILE), (json.dumps(status, sort_keys=True) + "\n").encode())
+    write_json(run_dir, STATUS_FILE, status)
     if state == "ready":
         os.close(os.open(ready_path, os.O_WRONLY | os.O_CREAT, 0o644))
     return status

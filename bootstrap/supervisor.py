@@ -7,7 +7,6 @@ exists and taken with sigtimedwait, so handling one is ordinary code in the loop
 from __future__ import annotations
 
 import gc
-import json
 import os
 import signal
 import time
@@ -248,7 +247,7 @@ class Counters:
                "phases": self.phases, "signals_forwarded": self.signals, "zombies_reaped": self.zombies,
                "helper_restarts": {h.name: h.restarts for h in helpers},
                "helper_pids": {h.name: h.pid for h in helpers}}
-        status.write_atomic(os.path.join(run_dir, status.SUPERVISOR_FILE), (json.dumps(doc, sort_keys=True) + "\n").encode())
+        status.write_json(run_dir, status.SUPERVISOR_FILE, doc)
         self.changed = False
         self._helpers_seen = seen
 

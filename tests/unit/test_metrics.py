@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bootstrap import metrics, status
+from bootstrap import apptree, checkstats, logdir_stats, metrics, status
 from tests.conftest import wait_until
 
 
@@ -50,7 +50,7 @@ def _pgid(pid: int) -> int | None:
 
 
 def test_check_stats_count_and_bucket(tmp_path: Path) -> None:
-    stats = metrics.CheckStats(str(tmp_path), 42, started_at=1000.0)
+    stats = checkstats.CheckStats(str(tmp_path), 42, started_at=1000.0)
     stats.observe("tcp", 0.0004, ok=False)
     stats.observe("tcp", 0.02, ok=True)
     stats.observe("tcp", 60.0, ok=True)
@@ -59,12 +59,12 @@ def test_check_stats_count_and_bucket(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "checks.json").read_text())
     tcp = doc["checks"]["tcp"]
     assert (tcp["count"], tcp["failures"]) == (3, 1)
-    assert tcp["buckets"][0] == 1 and tcp["buckets"][metrics.BUCKETS.index(0.025)] == 1 and tcp["buckets"][-1] == 1
+    assert tcp["buckets"][0] == 1 and tcp["buckets"][checkstats.BUCKETS.index(0.025)] == 1 and tcp["buckets"][-1] == 1
     assert doc["ready_transitions"] == 1 and doc["time_to_ready"] == 2.5
 
 
 def test_check_stats_write_at_most_once_a_second_except_on_state_change(tmp_path: Path) -> None:
-    stats = metrics.CheckStats(str(tmp_path), 42, started_at=0.0)
+    stats = checkstats.CheckStats(str(tmp_path), 42, started_at=0.0)
     stats.save(now=100.0)
     path = tmp_path / "checks.json"
     first = path.stat().st_mtime_ns
@@ -79,15 +79,15 @@ def test_check_stats_write_at_most_once_a_second_except_on_state_change(tmp_path
 
 
 def test_check_stats_survive_a_checker_restart_for_the_same_app_only(tmp_path: Path) -> None:
-    stats = metrics.CheckStats(str(tmp_path), 42, started_at=0.0)
+    stats = checkstats.CheckStats(str(tmp_path), 42, started_at=0.0)
     stats.observe("cmd", 0.3, ok=True)
     stats.entered("ready", now=3.0)
     stats.save(now=0.0)
-    again = metrics.CheckStats(str(tmp_path), 42, started_at=0.0)
+    again = checkstats.CheckStats(str(tmp_path), 42, started_at=0.0)
     again.entered("not_ready", now=9.0)
     again.entered("ready", now=10.0)
     assert again.transitions == 2 and again.time_to_ready == 3.0 and again.checks["cmd"]["count"] == 1
-    other = metrics.CheckStats(str(tmp_path), 43, started_at=0.0)
+    other = checkstats.CheckStats(str(tmp_path), 43, started_at=0.0)
     assert other.transitions == 0 and other.checks == {} and other.time_to_ready is None
 
 
@@ -113,7 +113,7 @@ def make_run_dir(root: Path, app_pid: int) -> tuple[Path, Path]:
         "phases": {"config": 0.01, "logs": 0.02, "spawn": 0.5}, "signals_forwarded": {"SIGHUP": 2, "SIGUSR1": 1},
         "zombies_reaped": 3, "helper_restarts": {"readiness checker": 1, "http endpoint": 0},
         "helper_pids": {"readiness checker": 1, "http endpoint": 2}}))
-    stats = metrics.CheckStats(str(run), app_pid, started_at=0.0)
+    stats = checkstats.CheckStats(str(run), app_pid, started_at=0.0)
     stats.observe("http", 0.004, ok=False)
     stats.observe("http", 0.004, ok=True)
     stats.entered("ready", now=2.0)
@@ -168,7 +168,7 @@ def test_app_cpu_never_goes_down_when_a_process_leaves(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, start_new_session=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"burned\n"
-        tree = metrics.AppTree(proc.pid)
+        tree = apptree.AppTree(proc.pid)
         before = tree.sample()
         assert before.processes == 1 and before.cpu >= 0.3
         os.kill(proc.pid, signal.SIGKILL)
@@ -184,7 +184,7 @@ def test_app_cpu_never_goes_down_when_a_process_leaves(tmp_path: Path) -> None:
 def test_log_dir_is_walked_at_most_every_minute(tmp_path: Path) -> None:
     now = [1000.0]
     (tmp_path / "a.log").write_bytes(b"1" * 10)
-    log_dir = metrics.LogDir(str(tmp_path), lambda: now[0])
+    log_dir = logdir_stats.LogDir(str(tmp_path), lambda: now[0])
     log_dir.refresh()
     assert log_dir.bytes == 10
     (tmp_path / "b.log").write_bytes(b"2" * 5)
@@ -200,8 +200,8 @@ def test_dir_bytes_stops_at_the_cap_and_skips_symlinks(tmp_path: Path) -> None:
     for n in range(5):
         (tmp_path / f"{n}.log").write_bytes(b"x" * 100)
     (tmp_path / "link").symlink_to("/usr")
-    assert metrics.dir_bytes(str(tmp_path)) == (500, True)
-    total, complete = metrics.dir_bytes(str(tmp_path), cap=3)
+    assert logdir_stats.dir_bytes(str(tmp_path)) == (500, True)
+    total, complete = logdir_stats.dir_bytes(str(tmp_path), cap=3)
     assert not complete and total <= 300
 
 
@@ -217,9 +217,9 @@ def test_jvm_version_from_environ_then_release_file(tmp_path: Path) -> None:
     (proc / "11" / "environ").write_bytes(b"PATH=/bin\0")
     (proc / "11" / "exe").symlink_to(home / "bin" / "java")
     (proc / "12").mkdir()
-    assert metrics.jvm_version(10, str(proc)) == "jdk-21.0.5+11"
-    assert metrics.jvm_version(11, str(proc)) == "17.0.21.1"
-    assert metrics.jvm_version(12, str(proc)) == "unknown"
+    assert apptree.jvm_version(10, str(proc)) == "jdk-21.0.5+11"
+    assert apptree.jvm_version(11, str(proc)) == "17.0.21.1"
+    assert apptree.jvm_version(12, str(proc)) == "unknown"
 
 
 def test_parse_iso_reads_status_times() -> None:

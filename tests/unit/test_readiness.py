@@ -459,16 +459,3 @@ def test_probes_when_nothing_is_configured() -> None:
     found = readiness.probes(ReadyChecks(), os.getpid())
     assert [p.label for p in found] == [f"app pid {os.getpid()}"]
     assert found[0].run().ok
-
-
-def test_find_jvm_in_a_process_group(tmp_path: Path) -> None:
-    java = tmp_path / "java"  # a process whose comm and exe are `java`
-    java.write_bytes(Path("/bin/sleep").read_bytes())
-    java.chmod(0o755)
-    proc = subprocess.Popen([str(java), "60"], start_new_session=True)
-    try:
-        assert wait_until(lambda: readiness.find_jvm(proc.pid), 5) == proc.pid
-        assert readiness.find_jvm(os.getpgid(0)) is None
-    finally:
-        proc.kill()
-        proc.wait()
