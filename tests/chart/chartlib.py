@@ -100,6 +100,11 @@ def load_values(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def render_case(name: str) -> Rendered:
+    """The microservice chart rendered with cases/<name>.yaml."""
+    return render(MICROSERVICE, load_values(CASES / f"{name}.yaml"))
+
+
 def render(chart_dir: Path, values: dict[str, Any], name: str = RELEASE,
            namespace: str = NAMESPACE) -> Rendered:
     import helm_python as helm

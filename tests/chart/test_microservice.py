@@ -28,10 +28,6 @@ def render(values: dict[str, Any] | None = None, name: str = chartlib.RELEASE) -
     return chartlib.render(MICROSERVICE, BASE if values is None else values, name=name)
 
 
-def case(name: str) -> Rendered:
-    return chartlib.render(MICROSERVICE, chartlib.load_values(CASES / f"{name}.yaml"))
-
-
 # --- probes -------------------------------------------------------------------------------------
 
 def test_probe_commands_are_exactly_the_agents() -> None:
@@ -57,7 +53,7 @@ def test_readiness_follows_the_run_dir() -> None:
 
 
 def test_http_probes_when_the_agent_port_is_set() -> None:
-    r = case("agent-http")
+    r = chartlib.render_case("agent-http")
     c = r.container
     for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/live"), ("startupProbe", "/startup")):
         assert c[probe]["httpGet"] == {"path": path, "port": "agent"}
@@ -121,7 +117,7 @@ def test_downward_api_env() -> None:
 
 def test_app_env_and_name() -> None:
     assert render(name="payments").env["APP_NAME"] == "payments"  # default: the release name
-    env = case("generated-orders").env
+    env = chartlib.render_case("generated-orders").env
     assert (env["APP_NAME"], env["APP_ENV"]) == ("orders", "prod")
     assert env["BOOTSTRAP_IMAGE"] == "registry.local:5000/apps/orders:1.4.2"
     assert env["BOOTSTRAP_LOG_ROOT"] == "/data/logs"
@@ -130,7 +126,7 @@ def test_app_env_and_name() -> None:
 
 def test_chart_env_names_are_unique() -> None:
     for name in ("defaults", "all-features", "agent-http", "generated-legacy-war"):
-        names = [e["name"] for e in case(name).container["env"]]
+        names = [e["name"] for e in chartlib.render_case(name).container["env"]]
         assert len(names) == len(set(names)), name
 
 
@@ -138,7 +134,7 @@ def test_chart_env_names_are_unique() -> None:
 
 def test_hpa_shape() -> None:
     values = chartlib.load_values(CASES / "all-features.yaml")
-    r = case("all-features")
+    r = chartlib.render_case("all-features")
     hpa = r.one("HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -176,7 +172,7 @@ def test_rolling_update_by_ratio_and_rollback_history() -> None:
 
 
 def test_log_hostpath_volume() -> None:
-    r = case("all-features")
+    r = chartlib.render_case("all-features")
     assert {"name": "logs", "hostPath": {"path": "/srv/logs", "type": "DirectoryOrCreate"}} in r.pod_spec["volumes"]
     assert {"name": "logs", "mountPath": "/data/logs"} in r.container["volumeMounts"]
     assert r.env["BOOTSTRAP_LOG_ROOT"] == "/data/logs"
@@ -193,7 +189,7 @@ def test_non_root_pod_without_bootstrap_user() -> None:
 
 
 def test_root_setup_with_bootstrap_user_keeps_only_the_needed_capabilities() -> None:
-    r = case("generated-legacy-war")
+    r = chartlib.render_case("generated-legacy-war")
     assert "runAsNonRoot" not in r.pod_spec["securityContext"]
     assert r.pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     sc = r.container["securityContext"]
@@ -222,7 +218,7 @@ def test_pod_defaults_for_many_apps() -> None:
 # --- config files -------------------------------------------------------------------------------
 
 def test_config_files_mount_into_the_agents_env_dir() -> None:
-    r = case("generated-legacy-war")  # app.env=production: the agent's alias for prod
+    r = chartlib.render_case("generated-legacy-war")  # app.env=production: the agent's alias for prod
     cm = r.one("ConfigMap")
     assert set(cm["data"]) == {"application.properties", "logback.xml"}
     mounts = {m["mountPath"]: m for m in r.container["volumeMounts"] if m["name"] == "config"}
@@ -251,13 +247,13 @@ def test_env_dir_override() -> None:
 # --- other objects ------------------------------------------------------------------------------
 
 def test_service_targets_the_first_port() -> None:
-    ports = case("generated-orders").one("Service")["spec"]["ports"]
+    ports = chartlib.render_case("generated-orders").one("Service")["spec"]["ports"]
     assert ports[0] == {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
     assert ports[1] == {"name": "management", "port": 9090, "targetPort": "management", "protocol": "TCP"}
 
 
 def test_traefik_ingress() -> None:
-    r = case("all-features")
+    r = chartlib.render_case("all-features")
     ing = r.one("Ingress")
     assert ing["spec"]["ingressClassName"] == "traefik"
     annotations = ing["metadata"]["annotations"]
@@ -285,7 +281,7 @@ def test_pdb_and_service_account() -> None:
 
 
 def test_service_monitor_selects_the_service() -> None:
-    r = case("all-features")
+    r = chartlib.render_case("all-features")
     sm = r.one("ServiceMonitor")
     assert sm["spec"]["selector"]["matchLabels"].items() <= r.one("Service")["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"] == [{"port": "metrics", "path": "/actuator/prometheus",
@@ -319,13 +315,13 @@ def test_names_are_dns_labels_cut_to_63() -> None:
         for value in obj["metadata"]["labels"].values():
             assert len(value) <= 63
     assert r.env["APP_NAME"] == long_name
-    legacy = case("generated-legacy-war")
+    legacy = chartlib.render_case("generated-legacy-war")
     assert legacy.one("Service")["metadata"]["name"] == "orders-billing-legacy"
     assert legacy.env["APP_NAME"] == "billing.legacy"
 
 
 def test_notes_say_how_to_reach_it() -> None:
-    notes = case("all-features").notes
+    notes = chartlib.render_case("all-features").notes
     assert "https://orders.example.com/api/v2" in notes
     assert "bootstrap status" in notes
     assert "terminationGracePeriodSeconds=63" in notes
@@ -424,7 +420,7 @@ def test_validator_is_strict() -> None:
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     with pytest.raises(kv.ValidationError):
         chartlib.validate(deployment, chartlib.OLDEST_KUBE)
-    monitor = case("agent-http").one("ServiceMonitor")
+    monitor = chartlib.render_case("agent-http").one("ServiceMonitor")
     monitor["spec"]["endpoints"][0]["intervall"] = "5s"
     with pytest.raises(Exception, match="intervall"):
         chartlib.validate(monitor, chartlib.OLDEST_KUBE)

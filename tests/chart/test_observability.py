@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.chart import chartlib
-from tests.chart.chartlib import CASES, MICROSERVICE, Rendered
+from tests.chart.chartlib import MICROSERVICE, Rendered
 
 pytestmark = pytest.mark.chart
 
@@ -16,16 +16,12 @@ DASHBOARD = MICROSERVICE / "dashboards" / "bootstrap.json"
 BASE = {"image": {"repository": "registry.local:5000/apps/orders", "tag": "1.4.2"}}
 
 
-def case(name: str) -> Rendered:
-    return chartlib.render(MICROSERVICE, chartlib.load_values(CASES / f"{name}.yaml"))
-
-
 def pod_annotations(r: Rendered) -> dict[str, str]:
     return r.one("Deployment")["spec"]["template"]["metadata"].get("annotations", {})
 
 
 def test_scrape_annotations_point_at_the_agent() -> None:
-    r = case("agent-metrics-annotations")
+    r = chartlib.render_case("agent-metrics-annotations")
     annotations = pod_annotations(r)
     assert {k: v for k, v in annotations.items() if k.startswith("prometheus.io/")} == {
         "prometheus.io/scrape": "true", "prometheus.io/port": "9901", "prometheus.io/path": "/metrics"}
@@ -43,7 +39,7 @@ def test_no_scrape_annotations_by_default() -> None:
 
 
 def test_service_monitor_scrapes_the_app_and_the_agent() -> None:
-    r = case("agent-metrics-servicemonitor")
+    r = chartlib.render_case("agent-metrics-servicemonitor")
     endpoints = r.one("ServiceMonitor")["spec"]["endpoints"]
     assert endpoints == [
         {"port": "metrics", "path": "/actuator/prometheus", "interval": "15s", "scrapeTimeout": "10s"},
@@ -56,7 +52,7 @@ def test_service_monitor_scrapes_the_app_and_the_agent() -> None:
 
 
 def test_service_monitor_on_the_agent_alone() -> None:
-    endpoints = case("agent-http").one("ServiceMonitor")["spec"]["endpoints"]
+    endpoints = chartlib.render_case("agent-http").one("ServiceMonitor")["spec"]["endpoints"]
     assert [(e["port"], e["path"]) for e in endpoints] == [("agent", "/metrics")]
 
 
@@ -67,7 +63,7 @@ def dashboard_configmap(r: Rendered) -> dict:
 
 
 def test_dashboard_configmap_carries_the_sidecar_label_and_the_file() -> None:
-    cm = dashboard_configmap(case("agent-metrics-annotations"))
+    cm = dashboard_configmap(chartlib.render_case("agent-metrics-annotations"))
     assert cm["metadata"]["name"] == "orders-dashboard"
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert cm["metadata"]["labels"]["team"] == "platform"

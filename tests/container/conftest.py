@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -160,12 +159,6 @@ def built_tree(engine: Engine, debian_image: str) -> TreeBuild:
     build = tree_build(engine)
     record("tree_build_cold", {"seconds": round(build.seconds, 1), "log": build.log.splitlines()})
     return build
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def compile_app(source: Path, dest: Path, kind: str) -> Path:

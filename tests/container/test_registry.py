@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.container.conftest import BASE_PREFIX, Engine, TreeBuild, free_port, record, tree_build
+from tests.conftest import free_port, wait_until
+from tests.container.conftest import BASE_PREFIX, Engine, TreeBuild, record, tree_build
 
 pytestmark = pytest.mark.container
 

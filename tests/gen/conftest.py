@@ -23,6 +23,12 @@ def real_tree() -> Tree:
 
 
 @pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    """The small test tree (small_tree), loaded."""
+    return load_tree(small_tree(tmp_path / "tree"))
+
+
+@pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., AppSpec]:
     """Writes app.yaml (and optional conf.d files) under tmp_path and loads it."""
 

@@ -13,8 +13,7 @@ import pytest
 from dockerfile_gen import build
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.render import HASH_LABEL
-from dockerfile_gen.tree import Tree, load_tree
-from tests.gen.conftest import small_tree
+from dockerfile_gen.tree import Tree
 
 
 class FakePodman:
@@ -40,11 +39,6 @@ class FakePodman:
         if argv[1] == "push":
             return subprocess.CompletedProcess(argv, 0, "", "")
         raise AssertionError(argv)
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Tree:
-    return load_tree(small_tree(tmp_path / "tree"))
 
 
 @pytest.fixture

@@ -11,14 +11,9 @@ from dockerfile_gen.choose import COST, choose, explain, rank
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.spec import AppSpec
 from dockerfile_gen.tree import Tree, load_tree
-from tests.gen.conftest import small_tree, write_tree
+from tests.gen.conftest import write_tree
 
 JAR: dict[str, Any] = {"name": "svc", "type": "jar", "java": 17, "artifact": "app.jar"}
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Tree:
-    return load_tree(small_tree(tmp_path / "tree"))
 
 
 def names(spec: AppSpec, tree: Tree) -> list[str]:

@@ -6,7 +6,8 @@ from typing import Callable
 
 import pytest
 
-from tests.process.support import BOOTSTRAP, Agent, app_tree
+from tests.conftest import BOOTSTRAP, app_tree
+from tests.process.support import Agent
 
 pytestmark = pytest.mark.process
 

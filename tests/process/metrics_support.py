@@ -1,8 +1,7 @@
-"""Helpers for the metrics process tests: free ports, plain HTTP GETs, and a real Prometheus."""
+"""A real Prometheus for the metrics process tests."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -11,29 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import require_tool, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes] | None:
-    """(status, body), or None when nothing answers on the port yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
-
-
-def code(port: int, path: str) -> int | None:
-    answer = get(port, path)
-    return None if answer is None else answer[0]
+from tests.conftest import free_port, http_code, http_get, require_tool, wait_until
 
 
 class Prometheus:
@@ -61,11 +38,11 @@ class Prometheus:
             raise
 
     def _ready(self) -> bool:
-        return code(self.port, "/-/ready") == 200
+        return http_code(self.port, "/-/ready") == 200
 
     def api(self, path: str, **params: str) -> Any:
         url = f"/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        answer = get(self.port, url, timeout=10)
+        answer = http_get(self.port, url, timeout=10)
         assert answer is not None, f"prometheus did not answer {url}"
         doc = json.loads(answer[1])
         assert doc["status"] == "success", (url, doc)

@@ -19,31 +19,8 @@ import psutil
 from tests.conftest import require_root, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
-BOOTSTRAP = str(Path(sys.executable).with_name("bootstrap"))
 PRINT_SIGNALS = str(REPO / "tests" / "helpers" / "print_signals.py")
 APP = [sys.executable, PRINT_SIGNALS]
-
-
-def app_tree(root: Path, envs: tuple[str, ...] = ("dev", "qa")) -> dict[str, str]:
-    """An APP_HOME with conf.d/{common,<envs>} and a log root; returns the base environment."""
-    home = root / "app"
-    for env in envs:
-        (home / "conf.d" / env).mkdir(parents=True)
-        (home / "conf.d" / env / "app.properties").write_text(f"env={env}\n")
-    (home / "conf.d" / "common").mkdir()
-    (home / "conf.d" / "common" / "logback.xml").write_text("<configuration/>\n")
-    (root / "logs").mkdir()
-    (root / "bootstrap.yaml").write_text("")
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "APP_NAME": "demo",
-        "APP_ENV": "qa",
-        "APP_HOME": str(home),
-        "BOOTSTRAP_LOG_ROOT": str(root / "logs"),
-        "BOOTSTRAP_RUN_DIR": str(root / "run"),
-        "BOOTSTRAP_CONFIG": str(root / "bootstrap.yaml"),
-        "POD_IP": "10.0.0.7",
-    }
 
 
 class Agent:

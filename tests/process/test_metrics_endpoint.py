@@ -10,8 +10,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.process.metrics_support import code, free_port, get
+from tests.conftest import free_port, http_code, http_get, wait_until
 from tests.process.support import APP, Agent
 
 Start = Callable[..., Agent]
@@ -19,7 +18,7 @@ PROBES = ("/ready", "/live", "/startup")
 
 
 def codes(port: int) -> tuple[int | None, ...]:
-    return tuple(code(port, p) for p in PROBES)
+    return tuple(http_code(port, p) for p in PROBES)
 
 
 @pytest.mark.parametrize("pid1", [True, False], ids=["pid1", "subreaper"])
@@ -28,31 +27,31 @@ def test_probe_codes_through_the_life_of_the_app(start: Start, tmp_path: Path, p
     agent = start([*APP], pid1=pid1, BOOTSTRAP_HTTP_PORT=str(port), BOOTSTRAP_READY_CMD=f"test -e {flag}",
                   BOOTSTRAP_DRAIN_SECONDS="5")
     agent.wait_line(r"^app ready pid=")
-    wait_until(lambda: code(port, "/live") == 200, timeout=15)
+    wait_until(lambda: http_code(port, "/live") == 200, timeout=15)
     # Before ready: alive, not ready, not started.
     assert codes(port) == (503, 200, 503)
-    answer = get(port, "/status")
+    answer = http_get(port, "/status")
     assert answer is not None and answer[0] == 200
     assert json.loads(answer[1])["state"] == "starting"
 
     flag.touch()
-    wait_until(lambda: code(port, "/ready") == 200, timeout=15)
+    wait_until(lambda: http_code(port, "/ready") == 200, timeout=15)
     assert codes(port) == (200, 200, 200)
-    answer = get(port, "/status")
+    answer = http_get(port, "/status")
     assert answer is not None
     doc = json.loads(answer[1])
     assert doc["state"] == "ready" and doc["ready_at"] and doc["pid"] == agent.status()["pid"]
 
     # Stopping: not ready at once; still live and started while the 5 s drain runs.
     agent.signal(signal.SIGTERM)
-    wait_until(lambda: code(port, "/ready") == 503, timeout=5)
+    wait_until(lambda: http_code(port, "/ready") == 503, timeout=5)
     # `ready` goes first, then status.json says stopping: never the other way round
     wait_until(lambda: agent.status()["state"] == "stopping", timeout=5)
     assert codes(port) == (503, 200, 200)
-    answer = get(port, "/status")
+    answer = http_get(port, "/status")
     assert answer is not None and json.loads(answer[1])["state"] == "stopping"
     assert agent.wait(30) == 143
-    assert code(port, "/live") is None  # the helper went with bootstrap
+    assert http_code(port, "/live") is None  # the helper went with bootstrap
 
 
 def test_probe_answers_while_the_app_burns_cpu(start: Start) -> None:
@@ -60,12 +59,12 @@ def test_probe_answers_while_the_app_burns_cpu(start: Start) -> None:
     burn = " ".join(["python3 -c 'while True: pass' &"] * burners) + " echo burning; wait"
     agent = start(["/bin/sh", "-c", burn], BOOTSTRAP_HTTP_PORT=str(port))
     agent.wait_line(r"^burning$")
-    wait_until(lambda: code(port, "/ready") == 200, timeout=15)
-    wait_until(lambda: b"bootstrap_app_processes %d.0" % (burners + 1) in (get(port, "/metrics") or (0, b""))[1],
+    wait_until(lambda: http_code(port, "/ready") == 200, timeout=15)
+    wait_until(lambda: b"bootstrap_app_processes %d.0" % (burners + 1) in (http_get(port, "/metrics") or (0, b""))[1],
                timeout=15)
     for _ in range(20):  # the kubelet's default probe timeout is 1 s; allow 2 under this load
-        assert code(port, "/ready") == 200
-        answer = get(port, "/metrics", timeout=2.0)
+        assert http_code(port, "/ready") == 200
+        answer = http_get(port, "/metrics", timeout=2.0)
         assert answer is not None and answer[0] == 200
     cpu = [float(line.split()[1]) for line in answer[1].decode().splitlines()
            if line.startswith("bootstrap_app_cpu_seconds_total ")]

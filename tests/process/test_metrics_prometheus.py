@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool, wait_until
-from tests.process.metrics_support import Prometheus, free_port, get
-from tests.process.support import APP, BOOTSTRAP, REPO, Agent, app_tree
+from tests.conftest import BOOTSTRAP, app_tree, free_port, http_get, require_tool, wait_until
+from tests.process.metrics_support import Prometheus
+from tests.process.support import APP, REPO, Agent
 
 pytestmark = pytest.mark.process
 
@@ -51,7 +51,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     prometheus = None
     try:
         agent.wait_line(r"^app ready pid=")
-        wait_until(lambda: (get(port, "/ready") or (0, b""))[0] == 200, timeout=15)
+        wait_until(lambda: (http_get(port, "/ready") or (0, b""))[0] == 200, timeout=15)
         agent.signal(signal.SIGUSR1)
         agent.wait_line(r"^app signal SIGUSR1$")
         prometheus = Prometheus(root / "prometheus", port, TARGET_LABELS)
@@ -84,7 +84,7 @@ def test_the_series_arrive_with_their_labels(setup: Setup) -> None:
 
 def test_promtool_accepts_the_endpoint(setup: Setup) -> None:
     promtool = require_tool("promtool")
-    answer = get(setup.port, "/metrics")
+    answer = http_get(setup.port, "/metrics")
     assert answer is not None and answer[0] == 200
     checked = subprocess.run([promtool, "check", "metrics"], input=answer[1], capture_output=True, timeout=30)
     assert checked.returncode == 0 and checked.stdout == b"" and checked.stderr == b"", checked

@@ -6,17 +6,15 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root, require_tool
+from tests.conftest import BOOTSTRAP, app_tree, require_root, require_tool
 
 pytestmark = pytest.mark.process
 
-BOOTSTRAP = str(Path(sys.executable).with_name("bootstrap"))
 _counter = itertools.count()
 
 
@@ -61,14 +59,7 @@ def netns() -> Iterator[Callable[..., str]]:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "app"
-    (home / "conf.d" / "dev").mkdir(parents=True)
-    (home / "conf.d" / "dev" / "app.properties").write_text("dev\n")
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "bootstrap.yaml").write_text("")
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "APP_NAME": "netapp", "APP_ENV": "dev",
-            "APP_HOME": str(home), "BOOTSTRAP_LOG_ROOT": str(tmp_path / "logs"),
-            "BOOTSTRAP_RUN_DIR": str(tmp_path / "run"), "BOOTSTRAP_CONFIG": str(tmp_path / "bootstrap.yaml")}
+    return app_tree(tmp_path, ("dev",), app_name="netapp", app_env="dev", pod_ip=None)  # no POD_IP: detect it
 
 
 def plan_in(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -22,18 +22,12 @@ import watchdog.observers  # noqa: F401 - same
 from bootstrap import readiness, status
 from bootstrap.settings import ReadyChecks, Settings
 from bootstrap.supervisor import log_origin
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 
 pytestmark = pytest.mark.process
 
 STARTED = b"INFO Server startup in 812 ms\n"
 PATTERN = r"Server startup in \d+ ms"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_settings(root: Path, ready: ReadyChecks) -> Settings:

@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root, require_tool
+from tests.conftest import BOOTSTRAP, app_tree, require_root, require_tool, run_bootstrap
 
 pytestmark = pytest.mark.process
 
-BOOTSTRAP = str(Path(sys.executable).with_name("bootstrap"))
 MODES = {"plan": ["plan", "--json"], "run": ["run", "--", "/bin/true"]}
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "app"
-    for name in ("dev", "qa", "prod"):
-        (home / "conf.d" / name).mkdir(parents=True)
-        (home / "conf.d" / name / "app.properties").write_text(f"{name}\n")
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "bootstrap.yaml").write_text("")
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "APP_NAME": "orders", "APP_ENV": "qa",
-            "APP_HOME": str(home), "BOOTSTRAP_LOG_ROOT": str(tmp_path / "logs"),
-            "BOOTSTRAP_RUN_DIR": str(tmp_path / "run"), "BOOTSTRAP_CONFIG": str(tmp_path / "bootstrap.yaml"),
-            "POD_IP": "10.0.0.9"}
-
-
-def bootstrap(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BOOTSTRAP, *args], env=env, capture_output=True, text=True, timeout=30)
+    return app_tree(tmp_path, ("dev", "qa", "prod"), app_name="orders", pod_ip="10.0.0.9")
 
 
 def one_error(proc: subprocess.CompletedProcess[str], code: int, *names: str) -> str:
@@ -80,7 +65,7 @@ ENV_CASES = [
 @pytest.mark.parametrize(("var", "value"), ENV_CASES)
 def test_malformed_variable(env: dict[str, str], mode: str, var: str, value: str) -> None:
     env[var] = value
-    one_error(bootstrap(MODES[mode], env), 78, var)
+    one_error(run_bootstrap(*MODES[mode], env=env), 78, var)
 
 
 OTHER_CASES = {
@@ -111,32 +96,32 @@ def test_bad_input(env: dict[str, str], tmp_path: Path, mode: str, case: str) ->
     for key in [k for k, v in env.items() if v == ""]:
         del env[key]
     (tmp_path / "bootstrap.yaml").write_text(yaml)
-    one_error(bootstrap(MODES[mode], env), 78, *names)
+    one_error(run_bootstrap(*MODES[mode], env=env), 78, *names)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_explicit_config_missing(env: dict[str, str], tmp_path: Path, mode: str) -> None:
     env["BOOTSTRAP_CONFIG"] = str(tmp_path / "missing.yaml")
-    one_error(bootstrap(MODES[mode], env), 78, "BOOTSTRAP_CONFIG", "missing.yaml")
+    one_error(run_bootstrap(*MODES[mode], env=env), 78, "BOOTSTRAP_CONFIG", "missing.yaml")
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_unknown_app_env_lists_environments(env: dict[str, str], mode: str) -> None:
     env["APP_ENV"] = "staging"
-    line = one_error(bootstrap(MODES[mode], env), 78, "APP_ENV", "staging")
+    line = one_error(run_bootstrap(*MODES[mode], env=env), 78, "APP_ENV", "staging")
     assert "dev, prod, qa" in line
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_missing_conf_d(env: dict[str, str], tmp_path: Path, mode: str) -> None:
     env["APP_HOME"] = str(tmp_path / "empty-home")
-    one_error(bootstrap(MODES[mode], env), 78, f"{tmp_path}/empty-home/conf.d")
+    one_error(run_bootstrap(*MODES[mode], env=env), 78, f"{tmp_path}/empty-home/conf.d")
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_missing_log_root(env: dict[str, str], tmp_path: Path, mode: str) -> None:
     env["BOOTSTRAP_LOG_ROOT"] = str(tmp_path / "no-logs")
-    one_error(bootstrap(MODES[mode], env), 78, str(tmp_path / "no-logs"))
+    one_error(run_bootstrap(*MODES[mode], env=env), 78, str(tmp_path / "no-logs"))
     assert not (tmp_path / "run").exists()  # nothing is applied when setup cannot be planned
 
 
@@ -169,11 +154,11 @@ USAGE_CASES = {
 
 @pytest.mark.parametrize("case", USAGE_CASES)
 def test_usage_errors(env: dict[str, str], case: str) -> None:
-    one_error(bootstrap(USAGE_CASES[case], env), 64)
+    one_error(run_bootstrap(*USAGE_CASES[case], env=env), 64)
 
 
 def test_run_uses_start_when_no_command(env: dict[str, str], tmp_path: Path) -> None:
     """The counterpart of the usage error above: with start: set, `run` needs no command."""
     (tmp_path / "bootstrap.yaml").write_text("start: [/bin/true]\n")
-    proc = bootstrap(["run"], env)
+    proc = run_bootstrap("run", env=env)
     assert proc.returncode == 0, proc.stderr

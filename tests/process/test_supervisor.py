@@ -13,8 +13,8 @@ from typing import Callable
 import psutil
 import pytest
 
-from tests.conftest import require_root, wait_until
-from tests.process.support import APP, BOOTSTRAP, Agent, app_tree, records
+from tests.conftest import BOOTSTRAP, app_tree, require_root, wait_until
+from tests.process.support import APP, Agent, records
 
 Start = Callable[..., Agent]
 MODES = pytest.mark.parametrize("pid1", [True, False], ids=["pid1", "subreaper"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 import glob
 import shutil
 import signal
-import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import require, wait_until
+from tests.conftest import free_port, require, wait_until
 from tests.process.support import Agent, records
 
 CATALINA_HOME = "/usr/share/tomcat10"
@@ -38,12 +37,6 @@ LOGGING = """handlers = 1catalina.org.apache.juli.AsyncFileHandler, java.util.lo
 1catalina.org.apache.juli.AsyncFileHandler.rotatable = false
 java.util.logging.ConsoleHandler.level = FINE
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,38 +4,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bootstrap import __version__, status
-
-BOOTSTRAP = str(Path(sys.executable).with_name("bootstrap"))
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
+from tests.conftest import app_tree, run_bootstrap, write_file
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "app"
-    write(home / "conf.d" / "common" / "logback.xml", "common")
-    write(home / "conf.d" / "dev" / "app.properties", "dev")
-    write(home / "conf.d" / "prod" / "app.properties", "prod")
-    (tmp_path / "logs").mkdir()
-    write(tmp_path / "bootstrap.yaml", "start: [java, -jar, app.jar]\n")
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "APP_NAME": "orders", "APP_ENV": "Prod",
-            "APP_HOME": str(home), "BOOTSTRAP_LOG_ROOT": str(tmp_path / "logs"),
-            "BOOTSTRAP_RUN_DIR": str(tmp_path / "run"), "BOOTSTRAP_CONFIG": str(tmp_path / "bootstrap.yaml"),
-            "POD_IP": "10.3.4.5"}
-
-
-def bootstrap(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BOOTSTRAP, *args], env=env, capture_output=True, text=True, timeout=30)
+    return app_tree(tmp_path, ("dev", "prod"), app_name="orders", app_env="Prod", pod_ip="10.3.4.5",
+                    settings_text="start: [java, -jar, app.jar]\n")
 
 
 def tree(root: Path) -> dict[str, object]:
@@ -47,18 +26,18 @@ def tree(root: Path) -> dict[str, object]:
 
 
 def test_version() -> None:
-    proc = bootstrap("--version", env={"PATH": os.environ.get("PATH", "")})
+    proc = run_bootstrap("--version", env={"PATH": os.environ.get("PATH", "")})
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"bootstrap {__version__}\n", "")
 
 
 def test_help_and_no_arguments() -> None:
-    assert bootstrap("--help", env={}).returncode == 0
-    proc = bootstrap(env={})
+    assert run_bootstrap("--help", env={}).returncode == 0
+    proc = run_bootstrap(env={})
     assert proc.returncode == 64 and "usage:" in proc.stdout
 
 
 def test_plan_json(env: dict[str, str], tmp_path: Path) -> None:
-    proc = bootstrap("plan", "--json", env=env)
+    proc = run_bootstrap("plan", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     doc = json.loads(proc.stdout)
@@ -79,7 +58,7 @@ def test_plan_json(env: dict[str, str], tmp_path: Path) -> None:
 
 def test_plan_json_with_command_and_user(env: dict[str, str]) -> None:
     env["BOOTSTRAP_USER"] = "4242:4343"
-    doc = json.loads(bootstrap("plan", "--json", "--", "sleep", "1", env=env).stdout)
+    doc = json.loads(run_bootstrap("plan", "--json", "--", "sleep", "1", env=env).stdout)
     assert doc["command"] == ["sleep", "1"]
     assert doc["user"] == {"name": "4242", "uid": 4242, "gid": 4343}
     chowns = [a for a in doc["actions"] if a["kind"] == "chown"]
@@ -87,7 +66,7 @@ def test_plan_json_with_command_and_user(env: dict[str, str]) -> None:
 
 
 def test_plan_text(env: dict[str, str], tmp_path: Path) -> None:
-    proc = bootstrap("plan", env=env)
+    proc = run_bootstrap("plan", env=env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "app orders, env prod (APP_ENV=Prod), ip 10.3.4.5"
@@ -97,11 +76,11 @@ def test_plan_text(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_plan_changes_nothing(env: dict[str, str], tmp_path: Path) -> None:
-    write(Path(env["APP_HOME"]) / "conf" / "app.properties", "in the way")
-    write(Path(env["APP_HOME"]) / "logs" / "shipped.log", "shipped")
+    write_file(Path(env["APP_HOME"]) / "conf" / "app.properties", "in the way")
+    write_file(Path(env["APP_HOME"]) / "logs" / "shipped.log", "shipped")
     before = tree(tmp_path)
     for args in (("plan",), ("plan", "--json")):
-        assert bootstrap(*args, env=env).returncode == 0
+        assert run_bootstrap(*args, env=env).returncode == 0
     assert tree(tmp_path) == before
 
 
@@ -110,48 +89,48 @@ def test_plan_after_setup_is_empty(env: dict[str, str]) -> None:
     from bootstrap.actions import apply
 
     apply(setup.make_plan(settings.load(env)).actions)
-    proc = bootstrap("plan", env=env)
+    proc = run_bootstrap("plan", env=env)
     assert proc.stdout.splitlines()[3:] == ["nothing to change"]
-    assert json.loads(bootstrap("plan", "--json", env=env).stdout)["actions"] == []
+    assert json.loads(run_bootstrap("plan", "--json", env=env).stdout)["actions"] == []
 
 
 def test_plan_dash_dash_command_starting_with_dash(env: dict[str, str]) -> None:
-    doc = json.loads(bootstrap("plan", "--json", "--", "-weird", env=env).stdout)
+    doc = json.loads(run_bootstrap("plan", "--json", "--", "-weird", env=env).stdout)
     assert doc["command"] == ["-weird"]
 
 
 def test_status_without_run_dir(tmp_path: Path) -> None:
-    proc = bootstrap("status", env={"BOOTSTRAP_RUN_DIR": str(tmp_path / "none")})
+    proc = run_bootstrap("status", env={"BOOTSTRAP_RUN_DIR": str(tmp_path / "none")})
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("bootstrap: error: ") and str(tmp_path / "none") in proc.stderr
 
 
 def test_status_prints_status_json(tmp_path: Path) -> None:
     written = status.write(str(tmp_path), "starting", fresh=True, pid=123, supervisor_pid=45)
-    proc = bootstrap("status", env={"BOOTSTRAP_RUN_DIR": str(tmp_path)})
+    proc = run_bootstrap("status", env={"BOOTSTRAP_RUN_DIR": str(tmp_path)})
     assert proc.returncode == 0 and json.loads(proc.stdout) == written
 
 
 def test_probe_ready_file(tmp_path: Path) -> None:
     probe_env = {"BOOTSTRAP_RUN_DIR": str(tmp_path), "BOOTSTRAP_CONFIG": str(tmp_path / "not-read.yaml")}
-    assert bootstrap("probe", env=probe_env).returncode == 1
+    assert run_bootstrap("probe", env=probe_env).returncode == 1
     status.write(str(tmp_path), "ready", fresh=True, pid=1, supervisor_pid=1)
     assert (tmp_path / "ready").exists()
-    assert bootstrap("probe", env=probe_env).returncode == 0
-    assert bootstrap("probe", "--ready", env=probe_env).returncode == 0
+    assert run_bootstrap("probe", env=probe_env).returncode == 0
+    assert run_bootstrap("probe", "--ready", env=probe_env).returncode == 0
     status.write(str(tmp_path), "stopping")
-    assert bootstrap("probe", env=probe_env).returncode == 1
+    assert run_bootstrap("probe", env=probe_env).returncode == 1
 
 
 def test_probe_startup_reads_ready_at(tmp_path: Path) -> None:
     probe_env = {"BOOTSTRAP_RUN_DIR": str(tmp_path)}
-    assert bootstrap("probe", "--startup", env=probe_env).returncode == 1  # no status.json
+    assert run_bootstrap("probe", "--startup", env=probe_env).returncode == 1  # no status.json
     status.write(str(tmp_path), "starting", fresh=True, pid=1)
-    assert bootstrap("probe", "--startup", env=probe_env).returncode == 1
+    assert run_bootstrap("probe", "--startup", env=probe_env).returncode == 1
     status.write(str(tmp_path), "ready")
     status.write(str(tmp_path), "not_ready")  # ready once is enough
     assert json.loads((tmp_path / "status.json").read_text())["ready_at"]
-    assert bootstrap("probe", "--startup", env=probe_env).returncode == 0
+    assert run_bootstrap("probe", "--startup", env=probe_env).returncode == 0
 
 
 def test_probe_live_checks_both_pids(tmp_path: Path) -> None:
@@ -160,25 +139,25 @@ def test_probe_live_checks_both_pids(tmp_path: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     try:
-        assert bootstrap("probe", "--live", env=probe_env).returncode == 1  # no status.json
+        assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1  # no status.json
         status.write(str(tmp_path), "starting", fresh=True, pid=alive.pid, supervisor_pid=os.getpid())
-        assert bootstrap("probe", "--live", env=probe_env).returncode == 0
+        assert run_bootstrap("probe", "--live", env=probe_env).returncode == 0
         status.write(str(tmp_path), "starting", fresh=True, pid=dead.pid, supervisor_pid=os.getpid())
-        assert bootstrap("probe", "--live", env=probe_env).returncode == 1
+        assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1
         status.write(str(tmp_path), "starting", fresh=True, pid=alive.pid, supervisor_pid=dead.pid)
-        assert bootstrap("probe", "--live", env=probe_env).returncode == 1
+        assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1
         status.write(str(tmp_path), "starting", fresh=True, pid=alive.pid)  # no supervisor_pid
-        assert bootstrap("probe", "--live", env=probe_env).returncode == 1
+        assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1
         status.write(str(tmp_path), "exited", fresh=True, pid=alive.pid, supervisor_pid=os.getpid(), exit_code=0)
-        assert bootstrap("probe", "--live", env=probe_env).returncode == 1
+        assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1
     finally:
         alive.kill()
         alive.wait()
 
 
 def test_probe_ignores_garbage_status(tmp_path: Path) -> None:
-    write(tmp_path / "status.json", "{not json")
+    write_file(tmp_path / "status.json", "{not json")
     probe_env = {"BOOTSTRAP_RUN_DIR": str(tmp_path)}
     for flag in ("--live", "--startup"):
-        proc = bootstrap("probe", flag, env=probe_env)
+        proc = run_bootstrap("probe", flag, env=probe_env)
         assert (proc.returncode, proc.stderr) == (1, "")

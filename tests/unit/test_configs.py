@@ -10,29 +10,24 @@ from bootstrap import configs, settings
 from bootstrap.actions import Action, Planner, apply
 from bootstrap.errors import EX_CONFIG, BootstrapError
 from bootstrap.settings import Settings
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+from tests.conftest import write_file
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "app"
     src = home / "conf.d"
-    write(src / "common" / "logback.xml", "common logback")
-    write(src / "common" / "app.properties", "common props")
-    write(src / "common" / "shared" / "a.txt", "common a")
-    write(src / "dev" / "app.properties", "dev props")
-    write(src / "dev" / "only-dev.txt", "dev only")
-    write(src / "dev" / "shared" / "b.txt", "dev b")
-    write(src / "dev" / "deep" / "er" / "c.txt", "dev c")
-    write(src / "prod" / "app.properties", "prod props")
-    write(src / "prod" / "shared" / "b.txt", "prod b")
-    write(src / "prod" / "server.xml", "prod server")
-    write(src / "dev" / "server.xml", "dev server")
+    write_file(src / "common" / "logback.xml", "common logback")
+    write_file(src / "common" / "app.properties", "common props")
+    write_file(src / "common" / "shared" / "a.txt", "common a")
+    write_file(src / "dev" / "app.properties", "dev props")
+    write_file(src / "dev" / "only-dev.txt", "dev only")
+    write_file(src / "dev" / "shared" / "b.txt", "dev b")
+    write_file(src / "dev" / "deep" / "er" / "c.txt", "dev c")
+    write_file(src / "prod" / "app.properties", "prod props")
+    write_file(src / "prod" / "shared" / "b.txt", "prod b")
+    write_file(src / "prod" / "server.xml", "prod server")
+    write_file(src / "dev" / "server.xml", "dev server")
     return home
 
 
@@ -101,7 +96,7 @@ def test_links_are_absolute_and_subdirectories_real(home: Path) -> None:
 
 def test_no_common_dir_is_fine(tmp_path: Path) -> None:
     home = tmp_path / "app"
-    write(home / "conf.d" / "qa" / "x.conf", "x")
+    write_file(home / "conf.d" / "qa" / "x.conf", "x")
     setup(home, "QA")
     assert links_in(home / "conf") == {"x.conf": f"{home}/conf.d/qa/x.conf"}
 
@@ -154,8 +149,8 @@ def test_stale_link_replacement_is_atomic_rename(home: Path) -> None:
 
 def test_file_in_the_way_moved_aside_with_content(home: Path) -> None:
     conf = home / "conf"
-    write(conf / "app.properties", "hand edited")
-    write(conf / "shared" / "b.txt", "image shipped")
+    write_file(conf / "app.properties", "hand edited")
+    write_file(conf / "shared" / "b.txt", "image shipped")
     setup(home)
     assert (conf / "app.properties.orig").read_text() == "hand edited"
     assert (conf / "shared" / "b.txt.orig").read_text() == "image shipped"
@@ -165,9 +160,9 @@ def test_file_in_the_way_moved_aside_with_content(home: Path) -> None:
 
 def test_orig_taken_uses_orig_n(home: Path) -> None:
     conf = home / "conf"
-    write(conf / "app.properties", "third")
-    write(conf / "app.properties.orig", "first")
-    write(conf / "app.properties.orig.1", "second")
+    write_file(conf / "app.properties", "third")
+    write_file(conf / "app.properties.orig", "first")
+    write_file(conf / "app.properties.orig.1", "second")
     setup(home)
     assert (conf / "app.properties.orig").read_text() == "first"
     assert (conf / "app.properties.orig.1").read_text() == "second"
@@ -177,7 +172,7 @@ def test_orig_taken_uses_orig_n(home: Path) -> None:
 
 def test_directory_in_the_way_moved_aside_with_files(home: Path) -> None:
     conf = home / "conf"
-    write(conf / "server.xml" / "inner.txt", "inner")
+    write_file(conf / "server.xml" / "inner.txt", "inner")
     setup(home)
     assert (conf / "server.xml.orig" / "inner.txt").read_text() == "inner"
     assert os.readlink(conf / "server.xml") == f"{home}/conf.d/dev/server.xml"
@@ -185,7 +180,7 @@ def test_directory_in_the_way_moved_aside_with_files(home: Path) -> None:
 
 def test_file_where_a_directory_must_be(home: Path) -> None:
     conf = home / "conf"
-    write(conf / "shared", "a file, not a dir")
+    write_file(conf / "shared", "a file, not a dir")
     setup(home)
     assert (conf / "shared.orig").read_text() == "a file, not a dir"
     assert (conf / "shared").is_dir() and (conf / "shared" / "b.txt").is_symlink()
@@ -195,7 +190,7 @@ def test_foreign_link_moved_aside_not_replaced(home: Path, tmp_path: Path) -> No
     """A link to something outside APP_HOME was not made by us: it is kept as NAME.orig."""
     conf = home / "conf"
     conf.mkdir()
-    outside = write(tmp_path / "outside.properties", "outside")
+    outside = write_file(tmp_path / "outside.properties", "outside")
     os.symlink(outside, conf / "app.properties")
     setup(home)
     assert os.readlink(conf / "app.properties.orig") == str(outside)
@@ -204,8 +199,8 @@ def test_foreign_link_moved_aside_not_replaced(home: Path, tmp_path: Path) -> No
 
 def test_non_config_files_in_conf_are_left_alone(home: Path, tmp_path: Path) -> None:
     conf = home / "conf"
-    write(conf / "local.txt", "mine")
-    outside = write(tmp_path / "elsewhere.txt", "x")
+    write_file(conf / "local.txt", "mine")
+    outside = write_file(tmp_path / "elsewhere.txt", "x")
     os.symlink(outside, conf / "extra-link")
     setup(home)
     assert (conf / "local.txt").read_text() == "mine"
@@ -214,8 +209,8 @@ def test_non_config_files_in_conf_are_left_alone(home: Path, tmp_path: Path) -> 
 
 def test_yaml_links_with_placeholders(home: Path, tmp_path: Path) -> None:
     target_dir = tmp_path / "usr" / "share" / "tomcat10" / "conf"
-    write(target_dir / "server.xml", "packaged server.xml")
-    write(home / "conf.d" / "dev" / "orders.ctx", "ctx")
+    write_file(target_dir / "server.xml", "packaged server.xml")
+    write_file(home / "conf.d" / "dev" / "orders.ctx", "ctx")
     yaml = (f'links:\n'
             f'  - {{source: "conf.d/{{env}}/server.xml", target: "{target_dir}/server.xml"}}\n'
             f'  - {{source: "conf.d/{{env}}/{{app}}.ctx", target: "ctx/{{app}}-{{env}}.xml"}}\n')
@@ -239,7 +234,7 @@ def test_yaml_links_with_placeholders(home: Path, tmp_path: Path) -> None:
     ".",
 ])
 def test_links_source_escape_refused(home: Path, tmp_path: Path, source: str) -> None:
-    write(tmp_path / "outside.txt", "secret")
+    write_file(tmp_path / "outside.txt", "secret")
     yaml = f'links:\n  - {{source: "{source}", target: "conf/x"}}\n'
     resolved = load(home, "dev", yaml)
     before = snapshot(tmp_path)
@@ -251,7 +246,7 @@ def test_links_source_escape_refused(home: Path, tmp_path: Path, source: str) ->
 
 
 def test_links_source_through_a_symlink_out_of_app_home_refused(home: Path, tmp_path: Path) -> None:
-    write(tmp_path / "outside" / "secret.xml", "secret")
+    write_file(tmp_path / "outside" / "secret.xml", "secret")
     os.symlink(tmp_path / "outside", home / "escape")
     yaml = 'links:\n  - {source: "escape/secret.xml", target: "conf/x"}\n'
     with pytest.raises(BootstrapError) as info:
@@ -277,7 +272,7 @@ def test_links_unknown_placeholder(home: Path, field: str) -> None:
 
 
 def test_plan_changes_nothing(home: Path, tmp_path: Path) -> None:
-    write(home / "conf" / "app.properties", "in the way")
+    write_file(home / "conf" / "app.properties", "in the way")
     resolved = load(home)
     before = snapshot(tmp_path)
     actions = plan(resolved)
@@ -301,7 +296,7 @@ def test_symlinked_subdirectory_is_replaced_and_source_untouched(home: Path) -> 
 
 def test_foreign_symlinked_subdirectory_moved_aside(home: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
-    write(elsewhere / "b.txt", "not ours")
+    write_file(elsewhere / "b.txt", "not ours")
     conf = home / "conf"
     conf.mkdir()
     os.symlink(elsewhere, conf / "shared")
@@ -315,8 +310,8 @@ def test_stale_file_link_where_new_env_needs_a_directory(tmp_path: Path) -> None
     """dev ships conf/sub as a file, prod as a directory: the dev link goes, no NAME.orig is left,
     and the next run is a no-op."""
     home = tmp_path / "app"
-    write(home / "conf.d" / "dev" / "sub", "dev file")
-    write(home / "conf.d" / "prod" / "sub" / "x", "prod x")
+    write_file(home / "conf.d" / "dev" / "sub", "dev file")
+    write_file(home / "conf.d" / "prod" / "sub" / "x", "prod x")
     setup(home, "dev")
     setup(home, "prod")
     assert links_in(home / "conf") == {"sub/x": f"{home}/conf.d/prod/sub/x"}
@@ -334,7 +329,7 @@ def test_environment_wins_file_against_directory(tmp_path: Path, common: dict[st
     home = tmp_path / "app"
     for layer, files in (("common", common), ("dev", env)):
         for rel, text in files.items():
-            write(home / "conf.d" / layer / rel, text)
+            write_file(home / "conf.d" / layer / rel, text)
     setup(home, "dev")
     links = {str(p.relative_to(home / "conf")): os.readlink(p) for p in (home / "conf").rglob("*") if p.is_symlink()}
     assert {rel: target.split("/conf.d/")[1].split("/")[0] for rel, target in links.items()} == \
@@ -343,7 +338,7 @@ def test_environment_wins_file_against_directory(tmp_path: Path, common: dict[st
 
 def test_symlinked_directory_in_a_layer_is_linked_whole(tmp_path: Path) -> None:
     home = tmp_path / "app"
-    write(home / "conf.d" / "shared-certs" / "ca.pem", "ca")
+    write_file(home / "conf.d" / "shared-certs" / "ca.pem", "ca")
     (home / "conf.d" / "dev").mkdir(parents=True)
     os.symlink("../shared-certs", home / "conf.d" / "dev" / "certs")
     os.symlink(".", home / "conf.d" / "dev" / "loop")  # a cycle must not hang the walk

@@ -13,24 +13,12 @@ from bootstrap import logdirs, netinfo, settings, setup
 from bootstrap.actions import apply
 from bootstrap.errors import EX_CONFIG, BootstrapError
 from bootstrap.settings import Settings
-from tests.conftest import require_root
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+from tests.conftest import app_tree, require_root, write_file
 
 
 @pytest.fixture
 def environ(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "app"
-    write(home / "conf.d" / "prod" / "app.properties", "prod")
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "bootstrap.yaml").write_text("")
-    return {"APP_NAME": "orders", "APP_ENV": "production", "APP_HOME": str(home),
-            "BOOTSTRAP_LOG_ROOT": str(tmp_path / "logs"), "BOOTSTRAP_RUN_DIR": str(tmp_path / "run"),
-            "BOOTSTRAP_CONFIG": str(tmp_path / "bootstrap.yaml"), "POD_IP": "10.1.2.3"}
+    return app_tree(tmp_path, ("prod",), app_name="orders", app_env="production", pod_ip="10.1.2.3")
 
 
 def load(environ: dict[str, str], yaml: str = "") -> Settings:
@@ -72,7 +60,7 @@ def test_detected_ip_is_a_non_loopback_ipv4() -> None:
 
 
 def test_default_route_interface_from_route_table(tmp_path: Path) -> None:
-    table = write(tmp_path / "route",
+    table = write_file(tmp_path / "route",
                   "Iface\tDestination\tGateway \tFlags\n"
                   "eth1\t0002C80A\t00000000\t0001\n"
                   "eth0\t00000000\t0100C80A\t0003\n")
@@ -113,14 +101,14 @@ def test_missing_log_root_names_path(environ: dict[str, str], tmp_path: Path) ->
 
 
 def test_log_root_that_is_a_file(environ: dict[str, str], tmp_path: Path) -> None:
-    write(tmp_path / "afile", "x")
+    write_file(tmp_path / "afile", "x")
     environ["BOOTSTRAP_LOG_ROOT"] = str(tmp_path / "afile")
     assert str(tmp_path / "afile") in str(setup_error(environ))
 
 
 def test_existing_directory_reused_and_appended(environ: dict[str, str], tmp_path: Path) -> None:
     log_dir = tmp_path / "logs" / "orders" / "10.1.2.3"
-    write(log_dir / "app.log", "line from the previous run\n")
+    write_file(log_dir / "app.log", "line from the previous run\n")
     first = run_setup(environ)
     assert first.log_dir == str(log_dir)
     assert not any(a.path.startswith(str(log_dir)) and a.kind != "link" for a in first.actions)
@@ -137,15 +125,15 @@ def test_second_setup_plans_nothing(environ: dict[str, str]) -> None:
 
 def test_log_link_real_directory_moved_aside(environ: dict[str, str], tmp_path: Path) -> None:
     shipped = tmp_path / "app" / "logs"
-    write(shipped / "catalina.out", "shipped in the image\n")
+    write_file(shipped / "catalina.out", "shipped in the image\n")
     plan = run_setup(environ)
     assert os.readlink(shipped) == plan.log_dir
     assert (tmp_path / "app" / "logs.orig" / "catalina.out").read_text() == "shipped in the image\n"
 
 
 def test_log_link_file_moved_aside_orig_n(environ: dict[str, str], tmp_path: Path) -> None:
-    write(tmp_path / "app" / "logs", "a file\n")
-    write(tmp_path / "app" / "logs.orig", "taken\n")
+    write_file(tmp_path / "app" / "logs", "a file\n")
+    write_file(tmp_path / "app" / "logs.orig", "taken\n")
     run_setup(environ)
     assert (tmp_path / "app" / "logs.orig").read_text() == "taken\n"
     assert (tmp_path / "app" / "logs.orig.1").read_text() == "a file\n"
@@ -168,7 +156,7 @@ def test_log_link_parents_created(environ: dict[str, str], tmp_path: Path) -> No
 
 def test_log_links(environ: dict[str, str], tmp_path: Path) -> None:
     tomcat = tmp_path / "var" / "log" / "tomcat10"
-    write(tomcat / "old.log", "old\n")
+    write_file(tomcat / "old.log", "old\n")
     yaml = (f"log_links:\n  - {{path: {tomcat}, subdir: tomcat}}\n"
             f"  - {{path: {tmp_path}/var/log/gc, subdir: jvm/gc}}\n")
     plan = run_setup(environ, yaml)
@@ -202,7 +190,7 @@ def test_append_record_fields(environ: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_plan_changes_nothing(environ: dict[str, str], tmp_path: Path) -> None:
-    write(tmp_path / "app" / "logs" / "x.log", "x")
+    write_file(tmp_path / "app" / "logs" / "x.log", "x")
     s = load(environ, f"log_links: [{{path: {tmp_path}/var/log/t, subdir: t}}]\n")
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     plan = setup.make_plan(s)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,14 +12,7 @@ import pytest
 
 from bootstrap import agent_http, status
 from bootstrap.settings import Settings
-
-
-def get(port: int, path: str) -> tuple[int, bytes, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read(), response.headers["Content-Type"]
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), exc.headers["Content-Type"]
+from tests.conftest import http_get
 
 
 @pytest.fixture
@@ -49,24 +40,24 @@ def served(tmp_path: Path, app: subprocess.Popen[bytes]) -> Iterator[tuple[int, 
 
 def test_probes_follow_the_run_dir(served: tuple[int, Path], app: subprocess.Popen[bytes]) -> None:
     port, run = served
-    assert [get(port, p)[0] for p in ("/ready", "/live", "/startup", "/status")] == [503, 503, 503, 503]
+    assert [http_get(port, p)[0] for p in ("/ready", "/live", "/startup", "/status")] == [503, 503, 503, 503]
     status.write(str(run), "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
-    assert [get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [503, 200, 503]
+    assert [http_get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [503, 200, 503]
     status.write(str(run), "ready")
-    assert [get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [200, 200, 200]
+    assert [http_get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [200, 200, 200]
     status.write(str(run), "stopping")
-    assert [get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [503, 200, 200]
-    code, body, kind = get(port, "/status")
+    assert [http_get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [503, 200, 200]
+    code, body, kind = http_get(port, "/status")
     assert code == 200 and kind == "application/json" and body == (run / "status.json").read_bytes()
     status.write(str(run), "exited", exit_code=0)
-    assert get(port, "/live")[0] == 503
+    assert http_get(port, "/live")[0] == 503
 
 
 def test_metrics_index_and_unknown_paths(served: tuple[int, Path]) -> None:
     port, _ = served
-    code, body, kind = get(port, "/metrics?x=1")
+    code, body, kind = http_get(port, "/metrics?x=1")
     assert code == 200 and kind.startswith("text/plain; version=0.0.4")
     assert b"bootstrap_ready 0.0" in body and b"bootstrap_info{" in body
     assert b"process_cpu_seconds_total" not in body  # our registry only, never the global one
-    assert get(port, "/")[0] == 200
-    assert get(port, "/nope")[0] == 404
+    assert http_get(port, "/")[0] == 200
+    assert http_get(port, "/nope")[0] == 404

@@ -5,7 +5,6 @@ import http.server
 import os
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,16 +17,10 @@ from bootstrap import readiness
 from bootstrap.settings import ReadyChecks
 from bootstrap.readiness import DirWatch, LogCheck, LogFollower, check_cmd, check_http, check_tcp
 from bootstrap.supervisor import log_origin
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 
 PATTERN = r"Server startup in \d+ ms"
 STARTED = b"INFO Server startup in 812 ms\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- tcp -------------------------------------------------------------------------------------
