@@ -114,3 +114,10 @@ def app_tree(root: Path, envs: tuple[str, ...] = ("dev", "qa"), *, app_name: str
 def run_bootstrap(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`bootstrap ARGS` to completion, output captured as text."""
     return subprocess.run([BOOTSTRAP, *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+def modules_after(imports: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of `candidates` a fresh interpreter has loaded after running the statement `imports`."""
+    code = f"import sys\n{imports}\nprint(' '.join(m for m in {candidates!r} if m in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return out.split()

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bootstrap import apptree
-from tests.conftest import wait_until
+from tests.conftest import modules_after, wait_until
 
 
 @pytest.fixture
@@ -55,8 +54,5 @@ def test_jvm_hint_stops_looking_once_the_app_is_ready(capfd: pytest.CaptureFixtu
 
 def test_checker_imports_no_metrics_code() -> None:
     """The checker's memory is in the budget: prometheus_client is the HTTP helper's alone."""
-    code = ("import sys\nimport bootstrap.readiness\n"
-            "print(sorted(m for m in ('bootstrap.metrics', 'bootstrap.logdir_stats', 'prometheus_client')"
-            " if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert modules_after("import bootstrap.readiness",
+                         ("bootstrap.metrics", "bootstrap.logdir_stats", "prometheus_client")) == []

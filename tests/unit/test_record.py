@@ -1,12 +1,11 @@
 """bootstrap.record.frozen: the dataclass-like records PID 1 uses instead of importing dataclasses."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 
 from bootstrap.record import FrozenInstanceError, asdict, frozen, replace
+from tests.conftest import modules_after
 
 
 @frozen
@@ -63,8 +62,5 @@ def test_replace_and_asdict() -> None:
 
 def test_pid1_path_never_imports_dataclasses_or_typing() -> None:
     """The reason record.py exists: PID 1's start-up budget (bench/run.py)."""
-    code = ("import sys\nimport bootstrap.cli, bootstrap.settings, bootstrap.setup, bootstrap.supervisor\n"
-            "print(sorted(m for m in ('dataclasses', 'typing', 'yaml', 'psutil', 'requests', 'watchdog',"
-            " 'prometheus_client') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert modules_after("import bootstrap.cli, bootstrap.settings, bootstrap.setup, bootstrap.supervisor",
+                         ("dataclasses", "typing", "yaml", "psutil", "requests", "watchdog", "prometheus_client")) == []
