@@ -32,9 +32,10 @@ MISSING: Any = _Missing()  # the default of a field that has none
 
 class Field:
     """A class attribute that declares a field with more than a default (see `settings.setting`):
-    `default` is the field's default, or MISSING when the field is required."""
+    a subclass sets `default`, the field's default, or MISSING when the field is required."""
 
-    default: Any = MISSING
+    __slots__ = ()
+    default: Any
 
 
 def _fields(cls: type) -> tuple[str, ...]:

@@ -290,6 +290,8 @@ class Setting(Field):
     doc: one line; home_relative: a relative value is relative to APP_HOME.
     """
 
+    __slots__ = ("env", "parse", "default", "allowed", "doc", "yaml", "home_relative", "name", "key")
+
     def __init__(self, env: str | None, parse: Parser, default: Any, allowed: str, doc: str,
                  yaml: bool, home_relative: bool) -> None:
         self.env = env
