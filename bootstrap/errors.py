@@ -1,4 +1,5 @@
-"""The one user-facing error type, and the exit codes of the contract (DESIGN.md §3)."""
+"""The user-facing errors (BootstrapError, and SettingError for a setting), and the exit codes of the
+contract (docs/contract.md, "Exit codes and errors")."""
 from __future__ import annotations
 
 EX_USAGE = 64  # sysexits.h: unknown subcommand, missing command

@@ -14,7 +14,8 @@ The life of the checker:
 
 - `starting` until every configured check passes (all must), then `ready`. Before the first
   ready, TCP/HTTP/command checks run every STARTUP_INTERVAL and the log check reacts to inotify
-  events, so a readiness change is seen well within the 100 ms budget (DESIGN.md §3, Budgets).
+  events, so a readiness change is seen well within the 100 ms budget (docs/contract.md,
+  "Budgets").
 - Past the startup deadline (`timeout` seconds from `started_at`) without ever being ready, the
   state is `failed`. The checker keeps checking every `period` (1 s when period is 0), so an app
   that is merely slow still becomes ready: deciding to restart the container is the job of

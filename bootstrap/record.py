@@ -2,9 +2,9 @@
 
 `dataclasses` imports `inspect` and with it ast, dis and tokenize: on the 2-core reference VM
 that alone adds about 9 ms to a 11 ms interpreter start, most of PID 1's start-up budget
-(DESIGN.md §3: at most 2× `python3 -c pass`; `bench/run.py` measures it). `frozen` gives the same
-shape for what PID 1 needs: typed fields with defaults, immutability, equality, hashing, repr,
-`replace` and `asdict`. Type checkers see it as a frozen dataclass through dataclass_transform.
+(docs/contract.md, "Budgets": at most 2× `python3 -c pass`; `bench/run.py` measures it).
+`frozen` gives the same shape for what PID 1 needs: typed fields with defaults (or a `Field`
+holding one), immutability, equality, hashing, repr, `replace` and `asdict`. Type checkers see it as a frozen dataclass through dataclass_transform.
 """
 from __future__ import annotations
 
