@@ -213,7 +213,7 @@ def build_tree(
             elapsed = clock() - started
             log.info("[%d/%d] %s: %s %s in %.1fs (hash %s)", index, len(names), name, status, ref, elapsed, digest[:12])
             if push:
-                _push(engine, ref, f"{push}/{name}:{image.image.version}", tls_verify, runner)
+                push_image(engine, ref, f"{push}/{name}:{image.image.version}", tls_verify, runner)
                 log.info("[%d/%d] %s: pushed to %s/%s:%s", index, len(names), name, push, name, image.image.version)
             results.append(BuildResult(name, ref, status, elapsed))
     return results
@@ -231,7 +231,7 @@ def _selected(tree: Tree, only: Sequence[str]) -> list[str]:
     return [n for n in tree.order if n in wanted]
 
 
-def _push(engine: Engine, ref: str, dest: str, tls_verify: bool, runner: Runner) -> None:
+def push_image(engine: Engine, ref: str, dest: str, tls_verify: bool, runner: Runner = run) -> None:
     if engine.name == "docker":
         tagged = runner(["docker", "tag", ref, dest])
         if tagged.returncode != 0:

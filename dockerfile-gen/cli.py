@@ -8,9 +8,9 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from dockerfile_gen import build, graph, render
+from dockerfile_gen import build, graph, render, replicate, replication_config
 from dockerfile_gen.choose import explain
-from dockerfile_gen.errors import EXIT_USER_ERROR, GenError
+from dockerfile_gen.errors import EXIT_INCOMPLETE, EXIT_USER_ERROR, GenError
 from dockerfile_gen.generate import Options, batch, generate, write_outputs
 from dockerfile_gen.spec import load_spec
 from dockerfile_gen.tree import Tree, load_tree
@@ -53,10 +53,38 @@ def _parser() -> argparse.ArgumentParser:
     bld.add_argument("--root-from", help="override the root's FROM image, e.g. localhost/debian:bookworm")
     bld.add_argument("--wheel", help="the agent wheel to install in the root (default: build one from --source)")
     bld.add_argument("--source", default=_CHECKOUT, help="project source to build the wheel from (default: this checkout)")
+    _replicate_after_push(bld)
     gra = tsub.add_parser("graph", help="draw the tree with graphviz")
     gra.add_argument("-o", "--output", required=True, help="FILE.svg, FILE.png or FILE.dot")
     gra.add_argument("--root-from", help="override the root's FROM image in the drawing")
+
+    psh = sub.add_parser("push", help="push a built app image to the master registry (and replicate it)")
+    psh.add_argument("image", help="the local image, e.g. localhost/apps/orders:1a2b3c")
+    psh.add_argument("dest", help="REGISTRY/REPO:TAG on the master")
+    psh.add_argument("--engine", choices=sorted(build.ENGINES), help="default: the first of podman, buildah, docker found")
+    psh.add_argument("--tls-verify", action=argparse.BooleanOptionalAction, default=True, help="TLS for the push (podman, buildah)")
+    _replicate_after_push(psh)
+
+    rep = sub.add_parser("replicate", help="mirror the master registry's images to every replica",
+                         description="Copy every selected tag from the master to each replica by digest (skopeo), "
+                                     "skip what a replica already has, verify each copy. Exit 0: all replicas in sync; "
+                                     f"65: bad input; 69: the master does not answer; {EXIT_INCOMPLETE}: a replica is "
+                                     "incomplete (run again to finish).")
+    rep.add_argument("-c", "--config", metavar="FILE", help="replication.yaml (registries with TLS and credentials, from, to, repos, prune)")
+    rep.add_argument("--from", dest="source", metavar="REGISTRY", help="the master: a name from the config, or HOST[:PORT]")
+    rep.add_argument("--to", dest="targets", action="append", default=[], metavar="REGISTRY", help="a replica (repeat for each)")
+    rep.add_argument("--repo", dest="repos", action="append", default=[], metavar="GLOB",
+                     help="only repositories matching GLOB (repeatable; * and ? within a path segment, ** across)")
+    rep.add_argument("--insecure", action="store_true", help="registries given as HOST[:PORT] speak plain HTTP")
+    rep.add_argument("--prune", action="store_true", help="also delete replica tags the master no longer has")
     return parser
+
+
+def _replicate_after_push(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--replicate", nargs="?", const="replication.yaml", metavar="FILE",
+                        help="after the push, replicate the pushed repositories to the replicas in FILE (default replication.yaml)")
+    parser.add_argument("--replicate-to", action="append", default=[], metavar="REGISTRY",
+                        help="after the push, replicate the pushed repositories to this replica (repeatable)")
 
 
 def _app_options(parser: argparse.ArgumentParser) -> None:
@@ -77,10 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
+        if args.command == "replicate":
+            return _replicate(args)
+        if args.command == "push":
+            return _push(args)
         return _dispatch(args, load_tree(_tree_dir(args.tree)))
     except GenError as exc:
         print(f"dockerfile-gen: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return exc.exit_code
 
 
 def _dispatch(args: argparse.Namespace, tree: Tree) -> int:
@@ -131,11 +163,11 @@ def _tree(args: argparse.Namespace, tree: Tree) -> int:
     elif args.tree_command == "graph":
         graph.write_graph(tree, args.output, args.root_from)
     else:
-        _build(args, tree)
+        return _build(args, tree)
     return 0
 
 
-def _build(args: argparse.Namespace, tree: Tree) -> None:
+def _build(args: argparse.Namespace, tree: Tree) -> int:
     engine = build.find_engine(args.engine)
     with tempfile.TemporaryDirectory(prefix="agent-wheel-") as wheel_dir:
         wheel = args.wheel or build.build_wheel(args.source, wheel_dir)
@@ -145,6 +177,46 @@ def _build(args: argparse.Namespace, tree: Tree) -> None:
         )
     built = sum(1 for r in results if r.status == "built")
     log.info("tree build: %d built, %d unchanged, %.1fs", built, len(results) - built, sum(r.seconds for r in results))
+    if args.push:
+        host, _, prefix = args.push.partition("/")
+        return _replicate_pushed(args, host, [f"{prefix}/{r.name}" if prefix else r.name for r in results])
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    """Pushes one app image to the master, then (with --replicate) mirrors its repository."""
+    host, slash, rest = args.dest.partition("/")
+    repo = rest.rsplit("@", 1)[0]
+    repo = repo.rsplit(":", 1)[0] if ":" in repo.rsplit("/", 1)[-1] else repo
+    if not slash or not repo or not replication_config.HOST.fullmatch(host):
+        raise GenError(f"{args.dest!r} is not REGISTRY/REPO:TAG (e.g. registry.offline:5000/apps/orders:1.2.0)", "push")
+    engine = build.find_engine(args.engine)
+    build.push_image(engine, args.image, args.dest, args.tls_verify)
+    log.info("pushed %s to %s", args.image, args.dest)
+    return _replicate_pushed(args, host, [repo])
+
+
+def _replicate_pushed(args: argparse.Namespace, host: str, repos: Sequence[str]) -> int:
+    """Replication right after a push: from the registry just pushed to, of the repositories just pushed."""
+    if args.replicate is None and not args.replicate_to:
+        return 0
+    config = replication_config.build(args.replicate, None, args.replicate_to, repos,
+                                      insecure=not args.tls_verify, prune=False, source_host=host)
+    return _report(replicate.replicate(config))
+
+
+def _replicate(args: argparse.Namespace) -> int:
+    if args.config is None and os.path.isfile("replication.yaml") and not args.source:
+        args.config = "replication.yaml"
+    config = replication_config.build(args.config, args.source, args.targets, args.repos, args.insecure, args.prune)
+    return _report(replicate.replicate(config))
+
+
+def _report(report: replicate.Report) -> int:
+    for line in report.failures():
+        print(f"dockerfile-gen: error: {line}", file=sys.stderr)
+    sys.stdout.write(report.summary())
+    return 0 if report.complete else EXIT_INCOMPLETE
 
 
 def show(tree: Tree, prefix: str) -> str:
