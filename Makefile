@@ -16,6 +16,7 @@ test: deps
 
 bench: deps
 	$(PY) bench/run.py
+	$(PY) bench/replication.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -117,8 +117,12 @@ def load_file(path: str) -> Mapping[str, Any]:
     try:
         _check_shape(raw, path)
         data = yaml.safe_load(raw)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise GenError(f"not valid YAML: {at}{' '.join(str(exc.problem).split())[:200]}", path) from None
     except yaml.YAMLError as exc:
-        raise GenError(f"not valid YAML: {' '.join(str(exc).split())[:300]}", path) from None
+        raise GenError(f"not valid YAML: {' '.join(str(exc).split())[:200]}", path) from None
     if data is None:
         return {}
     return checks.mapping(data, path, "")

@@ -1,0 +1,199 @@
+"""Replication across three real docker-registry processes: a master and two replicas on 127.0.0.1.
+
+The tree's images are pushed with `tree build --push --replicate-to`, two app images built from
+their generated Dockerfiles with `dockerfile-gen push`; `dockerfile-gen replicate` then runs with
+a replica killed mid-run, again after it is back, again with nothing changed, after a tag moved
+and with --prune. Every check reads the registries' own HTTP API, never the tool's output alone.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.container.conftest import REPO, Engine, TreeBuild, compile_app, tree_build
+from tests.container.registries import RegistryProcess, free_port
+
+pytestmark = [pytest.mark.container, pytest.mark.replication]
+
+TREE_REPOS = ("base/root", "base/jre-17", "base/tomcat10")
+APPS = (("hello-jar", "jar"), ("hello-war", "war"))
+EXIT_USER_ERROR, EXIT_UNAVAILABLE, EXIT_INCOMPLETE = 65, 69, 75
+
+
+@dataclass(frozen=True)
+class Topology:
+    master: RegistryProcess
+    offline: RegistryProcess  # the second replica in the offline network
+    online: RegistryProcess  # the replica the clusters pull from
+    config: Path  # replication.yaml naming all three
+
+    @property
+    def replicas(self) -> tuple[RegistryProcess, RegistryProcess]:
+        return self.offline, self.online
+
+
+@pytest.fixture(scope="module")
+def topology(engine: Engine) -> Iterator[Topology]:
+    root = engine.work / "i13-registries"
+    registries = [RegistryProcess(name, root) for name in ("master", "offline", "online")]
+    try:
+        for registry in registries:
+            registry.start()
+        master, offline, online = registries
+        config = root / "replication.yaml"
+        config.write_text(
+            "registries:\n"
+            f"  master: {{host: '{master.host}', insecure: true}}\n"
+            f"  offline: {{host: '{offline.host}', insecure: true}}\n"
+            f"  online: {{host: '{online.host}', insecure: true}}\n"
+            "from: master\n"
+            "to: [offline, online]\n"
+            "repos: ['base/*', 'apps/**']\n"
+        )
+        yield Topology(master, offline, online, config)
+    finally:
+        for registry in registries:
+            registry.stop()
+
+
+def gen(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+    return engine.run(sys.executable, "-m", "dockerfile_gen", *args, check=False)
+
+
+def assert_mirrored(topology: Topology, prefix: str = "") -> dict[str, str]:
+    """Each replica serves every master tag (under prefix) with the master's digest, and nothing else."""
+    master = {ref: d for ref, d in topology.master.digests().items() if ref.startswith(prefix)}
+    assert master, f"the master has no {prefix}* images"
+    for replica in topology.replicas:
+        assert {ref: d for ref, d in replica.digests().items() if ref.startswith(prefix)} == master, replica.name
+    return master
+
+
+def build_app(engine: Engine, tmp: Path, app: str, kind: str) -> str:
+    context = tmp / app
+    compile_app(REPO / "examples" / "apps" / app, context, kind)
+    engine.gen("app", str(context / "app.yaml"), "-o", str(tmp / f"{app}-gen"), "--tag", "test")
+    image = f"localhost/apps/{app}:test"
+    engine.podman("build", "--format", "docker", "-t", image, "-f", str(tmp / f"{app}-gen" / "Dockerfile"), str(context))
+    return image
+
+
+@pytest.fixture(scope="module")
+def app_images(engine: Engine, built_tree: TreeBuild, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("i13-apps")
+    return {app: build_app(engine, tmp, app, kind) for app, kind in APPS}
+
+
+def test_tree_push_replicates_to_every_replica(engine: Engine, built_tree: TreeBuild, topology: Topology) -> None:
+    pushed = tree_build(engine, "--push", f"{topology.master.host}/base", "--no-tls-verify",
+                        "--replicate-to", topology.offline.host, "--replicate-to", topology.online.host)
+    assert pushed.log.count("pushed to") == 3, pushed.log
+    progress = [line for line in pushed.log.splitlines() if line.startswith("[") and " sha256:" in line]
+    assert len(progress) == 3, pushed.log  # one line per image
+    assert all(line.count("copied") == 2 and line.count("verified") == 2 for line in progress), progress
+    mirrored = assert_mirrored(topology, "base/")
+    assert set(mirrored) == {f"{repo}:1.0.0" for repo in TREE_REPOS}
+
+
+def test_replica_killed_mid_run_then_resumed(engine: Engine, topology: Topology, app_images: dict[str, str]) -> None:
+    for app, image in app_images.items():
+        engine.gen("push", image, f"{topology.master.host}/apps/{app}:1", "--engine", "podman", "--no-tls-verify")
+    argv = [sys.executable, "-m", "dockerfile_gen", "replicate", "--config", str(topology.config), "--repo", "apps/*"]
+    run = subprocess.Popen(argv, env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stderr is not None
+    lines = []
+    for line in run.stderr:  # the first progress line is the event: the online replica dies then
+        lines.append(line)
+        if line.startswith("[1/2]"):
+            topology.online.kill()
+            break
+    stderr = "".join(lines) + run.stderr.read()
+    stdout = run.stdout.read() if run.stdout else ""
+    assert run.wait(timeout=600) == EXIT_INCOMPLETE, stderr
+    assert "[1/2] apps/hello-jar:1" in stderr and "[2/2] apps/hello-war:1" in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("dockerfile-gen: error:")]
+    assert len(errors) == 1, stderr
+    assert f"replica online ({topology.online.host}): unreachable" in errors[0]
+    assert "missing 1 image(s): apps/hello-war:1" in errors[0], errors[0]
+    assert "1 failed" in stdout, stdout
+    # The other replica completed the job.
+    assert topology.offline.digest("apps/hello-war", "1") == topology.master.digest("apps/hello-war", "1")
+
+    topology.online.start()
+    again = gen(engine, "replicate", "--config", str(topology.config), "--repo", "apps/*")
+    assert again.returncode == 0, again.stderr
+    assert "2 images x 2 replicas: 1 copied, 0 tags moved, 3 already there, 0 failed;" in again.stdout, again.stdout
+    assert_mirrored(topology, "apps/")
+
+
+def test_rerun_with_nothing_changed_copies_nothing(engine: Engine, topology: Topology, app_images: dict[str, str]) -> None:
+    blobs_before = [replica.blob_files() for replica in topology.replicas]
+    result = gen(engine, "replicate", "--from", topology.master.host, "--to", topology.offline.host,
+                 "--to", topology.online.host, "--insecure")
+    assert result.returncode == 0, result.stderr
+    images = len(topology.master.digests())
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert len(progress) == images == 5, result.stderr
+    assert all(line.count("already there") == 2 for line in progress), progress
+    assert f"0 copied, 0 tags moved, {images * 2} already there, 0 failed; 0 B sent" in result.stdout, result.stdout
+    assert [replica.blob_files() for replica in topology.replicas] == blobs_before
+    assert_mirrored(topology)
+
+
+def test_moved_tag_propagates_and_deletes_need_prune(engine: Engine, topology: Topology, app_images: dict[str, str],
+                                                     tmp_path: Path) -> None:
+    master = topology.master
+    # Version 2 of hello-jar: the same layers, a new config. Pushing it replicates it at once.
+    (tmp_path / "Dockerfile").write_text(f"FROM {app_images['hello-jar']}\nLABEL org.example.release=2\n")
+    engine.podman("build", "--format", "docker", "-t", "localhost/apps/hello-jar:v2", str(tmp_path))
+    pushed = engine.gen("push", "localhost/apps/hello-jar:v2", f"{master.host}/apps/hello-jar:2", "--engine", "podman",
+                        "--no-tls-verify", "--replicate", str(topology.config))
+    assert "apps/hello-jar:2" in pushed.stderr and "0 failed" in pushed.stdout, pushed.stdout + pushed.stderr
+    v1, v2 = master.digest("apps/hello-jar", "1"), master.digest("apps/hello-jar", "2")
+    assert v1 and v2 and v1 != v2
+    assert all(replica.digest("apps/hello-jar", "2") == v2 for replica in topology.replicas)
+
+    # `live` points at version 1 everywhere, then moves to version 2 on the master only.
+    engine.run("skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--preserve-digests",
+               f"docker://{master.host}/apps/hello-jar:1", f"docker://{master.host}/apps/hello-jar:live")
+    assert gen(engine, "replicate", "--config", str(topology.config)).returncode == 0
+    assert all(replica.digest("apps/hello-jar", "live") == v1 for replica in topology.replicas)
+    engine.run("skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--preserve-digests",
+               f"docker://{master.host}/apps/hello-jar:2", f"docker://{master.host}/apps/hello-jar:live")
+    moved = gen(engine, "replicate", "--config", str(topology.config))
+    assert moved.returncode == 0, moved.stderr
+    live_line = next(line for line in moved.stderr.splitlines() if "apps/hello-jar:live" in line)
+    assert live_line.count("tag moved") == 2, live_line  # the manifest was there: no blobs sent
+    assert all(replica.digest("apps/hello-jar", "live") == v2 for replica in topology.replicas)
+
+    # Version 1 is deleted on the master: the replicas keep it until --prune.
+    master.delete("apps/hello-jar", v1)
+    assert gen(engine, "replicate", "--config", str(topology.config)).returncode == 0
+    assert all(replica.digest("apps/hello-jar", "1") == v1 for replica in topology.replicas)
+    pruned = gen(engine, "replicate", "--config", str(topology.config), "--prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "2 pruned" in pruned.stdout, pruned.stdout
+    assert all(replica.digest("apps/hello-jar", "1") is None for replica in topology.replicas)
+    assert_mirrored(topology)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--to", "offline"], EXIT_USER_ERROR, "--to: unknown registry 'offline'"),
+    (["--to", "REPLICA", "--repo", "base/["], EXIT_USER_ERROR, "--repo: 'base/[' is not a repository glob: '[' at position 6 is never closed"),
+    (["--to", "REPLICA", "--from", "UNREACHABLE"], EXIT_UNAVAILABLE, "--from: master 127.0.0.1:PORT is unreachable: connection refused"),
+])
+def test_bad_input_gets_one_line(engine: Engine, topology: Topology, args: list[str], code: int, message: str) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    args = [a.replace("REPLICA", topology.offline.host).replace("UNREACHABLE", dead) for a in args]
+    if "--from" not in args:
+        args += ["--from", topology.master.host]
+    result = gen(engine, "replicate", "--insecure", *args)
+    assert result.returncode == code, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"dockerfile-gen: error: {message.replace('127.0.0.1:PORT', dead)}"), lines
