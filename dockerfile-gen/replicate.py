@@ -73,7 +73,7 @@ class Outcome:
 class ReplicaState:
     endpoint: Endpoint
     client: Client
-    down: str = ""  # why it stopped answering; "" while it answers
+    down: str = ""  # why it is out of this run, e.g. "unreachable (connection refused)"; "" while it answers
     missing: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -104,7 +104,7 @@ class Report:
         for state in self.states:
             if not (state.down or state.missing or state.errors):
                 continue
-            why = f"unreachable ({state.down})" if state.down else "; ".join(dict.fromkeys(state.errors)) or "incomplete"
+            why = state.down or "; ".join(dict.fromkeys(state.errors)) or "incomplete"
             shown = ", ".join(state.missing[:20]) + (f", … ({len(state.missing)} in all)" if len(state.missing) > 20 else "")
             lines.append(f"replica {state.endpoint.label}: {why}; missing {len(state.missing)} image(s): {shown or 'none'}; "
                          "run replicate again when it is back")
@@ -158,9 +158,8 @@ def _ping(state: ReplicaState) -> None:
     try:
         state.client.ping()
     except Unreachable as exc:
-        state.down = str(exc)
+        state.down = f"unreachable ({exc})"
     except RegistryError as exc:
-        state.errors.append(str(exc))
         state.down = str(exc)
 
 
@@ -204,7 +203,7 @@ class _Copier:
 
     def sync(self, state: ReplicaState, image: Image) -> Outcome:
         if state.down:
-            return Outcome("failed", error=f"replica unreachable ({state.down})")
+            return Outcome("failed", error=state.down)
         started = time.monotonic()
         replica = state.client
         try:
@@ -220,12 +219,14 @@ class _Copier:
             if result.returncode != 0:
                 _ping(state)  # a copy that failed because the replica went away marks it down
                 reason = state.down or _last_line(result.stderr) or f"skopeo exited {result.returncode}"
+                if not state.down:
+                    state.errors.append(f"skopeo copy: {reason}")
                 return Outcome("failed", error=f"skopeo copy: {reason}")
             sent = sum(b.size for b in lacking) + len(self._manifest(image)[0])
             return self._verified(state, image, Outcome("copied", sent, time.monotonic() - started))
         except Unreachable as exc:
-            state.down = str(exc)
-            return Outcome("failed", error=f"replica unreachable ({exc})")
+            state.down = f"unreachable ({exc})"
+            return Outcome("failed", error=state.down)
         except (RegistryError, GenError) as exc:
             state.errors.append(str(exc))
             return Outcome("failed", error=str(exc))
@@ -318,7 +319,7 @@ def _prune(state: ReplicaState, config: Replication, master_tags: dict[str, dict
                 pruned += 1
                 log.info("prune %s: deleted %s:%s (%s), gone from the master", state.endpoint.name, repo, tag, head.digest[:19])
     except Unreachable as exc:
-        state.down = str(exc)
+        state.down = f"unreachable ({exc})"
     except RegistryError as exc:
         state.errors.append(f"prune: {exc}")
     return pruned
