@@ -160,11 +160,13 @@ def main() -> int:
         source = work / "sync.yaml"
         source.write_text(f"{master.host}:\n  tls-verify: false\n  images-by-tag-regex:\n"
                           + "".join(f"    {r}: '.*'\n" for r in repos))
-        # Without --scoped, skopeo keeps the repository path and drops the master's host, as replicate does.
+        # skopeo sync keeps only the last path component of each repository (bench/app-1 -> app-1), so
+        # the destination carries the bench/ namespace, and the replicas end up named as the master.
         skopeo = [["skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
-                   str(source), proxy.host] for proxy in proxies[2:]]
+                   str(source), f"{proxy.host}/bench"] for proxy in proxies[2:]]
 
         rows = []
+        print(f"pushed {len(repos)} images to the master; syncing", file=sys.stderr)
         first_time, results = timed([ours], env)
         first_bytes = proxies[0].take() + proxies[1].take()
         reported = re.search(r"\((\d+) bytes\)", results[0].stdout)
@@ -182,8 +184,10 @@ def main() -> int:
         s_rerun_bytes = proxies[2].take() + proxies[3].take()
         rows.append(("skopeo sync (one per replica, in parallel)", s_first, s_first_bytes, statistics.median(s_reruns), s_rerun_bytes // args.runs))
 
+        print(rows, file=sys.stderr)
         for replica in registries[1:]:  # both tools must have produced the same replicas
-            assert replica.digests() == master.digests(), replica.name
+            got, want = replica.digests(), master.digests()
+            assert got == want, (replica.name, sorted(set(got.items()) ^ set(want.items())))
     finally:
         for proxy in proxies:
             proxy.close()

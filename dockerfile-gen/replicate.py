@@ -105,6 +105,7 @@ class Report:
             if not (state.down or state.missing or state.errors):
                 continue
             why = state.down or "; ".join(dict.fromkeys(state.errors)) or "incomplete"
+            why = why.removeprefix(f"{state.endpoint.label} ").removeprefix(f"{state.endpoint.label}: ")
             shown = ", ".join(state.missing[:20]) + (f", … ({len(state.missing)} in all)" if len(state.missing) > 20 else "")
             lines.append(f"replica {state.endpoint.label}: {why}; missing {len(state.missing)} image(s): {shown or 'none'}; "
                          "run replicate again when it is back")

@@ -5,8 +5,10 @@ be killed and started again on the same port and storage, as a replica that goes
 """
 from __future__ import annotations
 
+import base64
 import json
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,7 +31,11 @@ def free_port() -> int:
 
 
 class RegistryProcess:
-    def __init__(self, name: str, root: Path, port: int | None = None) -> None:
+    """tls: (certificate, key) files to serve HTTPS; htpasswd: a bcrypt htpasswd file, with login its user
+    and password, to require basic auth."""
+
+    def __init__(self, name: str, root: Path, port: int | None = None, tls: tuple[Path, Path] | None = None,
+                 htpasswd: Path | None = None, login: tuple[str, str] | None = None) -> None:
         self.name = name
         self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -37,10 +43,16 @@ class RegistryProcess:
         self.config = root / name / "registry.yml"
         self.log = root / name / "registry.log"
         self.storage.mkdir(parents=True, exist_ok=True)
+        self.scheme = "https" if tls else "http"
+        self.context = ssl.create_default_context(cafile=str(tls[0])) if tls else None
+        self.headers = {"Authorization": "Basic " + base64.b64encode(":".join(login).encode()).decode()} if login else {}
+        tls_config = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else ""
+        auth_config = f"auth:\n  htpasswd:\n    realm: {name}\n    path: {htpasswd}\n" if htpasswd else ""
         self.config.write_text(
             "version: 0.1\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n"
+            f"http:\n  addr: {self.host}\n{tls_config}"
+            f"{auth_config}"
             "log:\n  level: warn\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
@@ -74,14 +86,19 @@ class RegistryProcess:
 
     def answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2) as response:
+            with self._open("/v2/", timeout=2) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
 
+    def _open(self, path: str, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 10) -> Any:
+        request = urllib.request.Request(f"{self.scheme}://{self.host}{path}", method=method,
+                                         headers={**self.headers, **(headers or {})})
+        return urllib.request.urlopen(request, timeout=timeout, context=self.context)
+
     # -- the HTTP API, read independently of the code under test ------------------------------
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://{self.host}{path}", timeout=10) as response:
+        with self._open(path) as response:
             return json.load(response)
 
     def digests(self) -> dict[str, str]:
@@ -95,10 +112,8 @@ class RegistryProcess:
         return found
 
     def digest(self, repo: str, reference: str) -> str | None:
-        request = urllib.request.Request(f"http://{self.host}/v2/{repo}/manifests/{reference}", method="HEAD",
-                                         headers={"Accept": ACCEPT})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with self._open(f"/v2/{repo}/manifests/{reference}", "HEAD", {"Accept": ACCEPT}) as response:
                 return str(response.headers["Docker-Content-Digest"])
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
@@ -106,8 +121,7 @@ class RegistryProcess:
             raise
 
     def delete(self, repo: str, digest: str) -> None:
-        request = urllib.request.Request(f"http://{self.host}/v2/{repo}/manifests/{digest}", method="DELETE")
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with self._open(f"/v2/{repo}/manifests/{digest}", "DELETE") as response:
             assert response.status == 202, response.status
 
     def blob_files(self) -> int:

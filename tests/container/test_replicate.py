@@ -197,3 +197,45 @@ def test_bad_input_gets_one_line(engine: Engine, topology: Topology, args: list[
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"dockerfile-gen: error: {message.replace('127.0.0.1:PORT', dead)}"), lines
+
+
+def test_replica_with_tls_and_basic_auth(engine: Engine, topology: Topology, tmp_path: Path) -> None:
+    """A replica as an online registry is run: HTTPS with its own CA, and htpasswd logins."""
+    import base64
+    import crypt  # bcrypt hashes for the registry's htpasswd; deprecated but in 3.11's stdlib
+    import json
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    engine.run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+               "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert))
+    # 2^4 rounds: the registry checks the hash on every request; the default 2^12 costs ~0.25 s each.
+    (tmp_path / "htpasswd").write_text("sync:" + crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)) + "\n")
+    secure = RegistryProcess("i13-secure", tmp_path, tls=(cert, key), htpasswd=tmp_path / "htpasswd", login=("sync", "s3cret"))
+    secure.start()
+    try:
+        (tmp_path / "layer").mkdir()
+        (tmp_path / "layer" / "hello.txt").write_text("hello\n")
+        engine.run("tar", "-C", str(tmp_path / "layer"), "-cf", str(tmp_path / "layer.tar"), ".")
+        engine.podman("import", "--quiet", str(tmp_path / "layer.tar"), "localhost/tiny/hello:1")
+        engine.podman("push", "--tls-verify=false", "localhost/tiny/hello:1", f"docker://{topology.master.host}/tiny/hello:1")
+        auth = {"auths": {secure.host: {"auth": base64.b64encode(b"sync:s3cret").decode()}}}
+        (tmp_path / "auth.json").write_text(json.dumps(auth))
+        config = tmp_path / "replication.yaml"
+        body = (f"registries:\n  master: {{host: '{topology.master.host}', insecure: true}}\n"
+                f"  secure: {{host: '{secure.host}', ca_file: cert.pem, authfile: AUTH}}\n"
+                "from: master\nto: [secure]\nrepos: ['tiny/*']\n")
+        config.write_text(body.replace("AUTH", "wrong.json"))
+        (tmp_path / "wrong.json").write_text(json.dumps({"auths": {secure.host: {"auth": base64.b64encode(b"sync:nope").decode()}}}))
+        refused = gen(engine, "replicate", "-c", str(config))
+        assert refused.returncode == EXIT_INCOMPLETE, refused.stderr
+        assert f"replica secure ({secure.host}): refused the credentials; missing 1 image(s): tiny/hello:1" in refused.stderr, refused.stderr
+
+        config.write_text(body.replace("AUTH", "auth.json"))
+        first = gen(engine, "replicate", "-c", str(config))
+        assert first.returncode == 0, first.stderr
+        assert "1 copied" in first.stdout, first.stdout
+        assert secure.digest("tiny/hello", "1") == topology.master.digest("tiny/hello", "1") is not None
+        again = gen(engine, "replicate", "-c", str(config))
+        assert again.returncode == 0 and "1 already there" in again.stdout, again.stdout + again.stderr
+    finally:
+        secure.stop()
