@@ -169,6 +169,7 @@ def main() -> int:
         print(f"pushed {len(repos)} images to the master; syncing", file=sys.stderr)
         first_time, results = timed([ours], env)
         first_bytes = proxies[0].take() + proxies[1].take()
+        sys.stderr.write(results[0].stderr + results[0].stdout)
         reported = re.search(r"\((\d+) bytes\)", results[0].stdout)
         reruns = []
         for _ in range(args.runs):

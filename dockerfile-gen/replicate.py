@@ -76,6 +76,8 @@ class ReplicaState:
     down: str = ""  # why it is out of this run, e.g. "unreachable (connection refused)"; "" while it answers
     missing: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Blobs this run put on the replica: skopeo mounts them into the next repository instead of sending them again.
+    blobs_sent: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -215,7 +217,8 @@ class _Copier:
                 body, media_type = self._manifest(image)
                 replica.put_manifest(image.repo, image.tag, body, media_type)
                 return self._verified(state, image, Outcome("moved", len(body), time.monotonic() - started))
-            lacking = [b for b in self._blobs(image) if not replica.has_blob(image.repo, b.digest)]
+            blobs = self._blobs(image)
+            lacking = [b for b in blobs if b.digest not in state.blobs_sent and not replica.has_blob(image.repo, b.digest)]
             result = self.runner(self._skopeo_argv(state.endpoint, image))
             if result.returncode != 0:
                 _ping(state)  # a copy that failed because the replica went away marks it down
@@ -224,6 +227,7 @@ class _Copier:
                     state.errors.append(f"skopeo copy: {reason}")
                 return Outcome("failed", error=f"skopeo copy: {reason}")
             sent = sum(b.size for b in lacking) + len(self._manifest(image)[0])
+            state.blobs_sent.update(b.digest for b in blobs)
             return self._verified(state, image, Outcome("copied", sent, time.monotonic() - started))
         except Unreachable as exc:
             state.down = f"unreachable ({exc})"
