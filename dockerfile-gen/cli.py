@@ -188,7 +188,7 @@ def _push(args: argparse.Namespace) -> int:
     host, slash, rest = args.dest.partition("/")
     repo = rest.rsplit("@", 1)[0]
     repo = repo.rsplit(":", 1)[0] if ":" in repo.rsplit("/", 1)[-1] else repo
-    if not slash or not repo or not replication_config.HOST.fullmatch(host):
+    if not slash or not repo or not replication_config.HOST.fullmatch(host) or not replication_config.looks_like_host(host):
         raise GenError(f"{args.dest!r} is not REGISTRY/REPO:TAG (e.g. registry.offline:5000/apps/orders:1.2.0)", "push")
     engine = build.find_engine(args.engine)
     build.push_image(engine, args.image, args.dest, args.tls_verify)

@@ -103,9 +103,8 @@ class Client:
         scheme = "http" if endpoint.insecure else "https"
         self.base = f"{scheme}://{endpoint.host}"
         self.session = requests.Session()
-        self.session.trust_env = False  # a proxy from the environment must not see registry traffic
-        if endpoint.ca_file:
-            self.session.verify = endpoint.ca_file
+        # Passed with each request: a session-wide verify loses to REQUESTS_CA_BUNDLE in requests.
+        self.verify: str | bool = endpoint.ca_file or True
         if endpoint.client_cert:
             self.session.cert = (endpoint.client_cert, endpoint.client_key) if endpoint.client_key else endpoint.client_cert
         self.auth = credentials(endpoint.authfile, endpoint.host) if endpoint.authfile else None
@@ -138,10 +137,13 @@ class Client:
         # basic auth wants them on each request, one with token auth ignores them and sends a challenge.
         auth = None if "Authorization" in headers else self.auth
         try:
-            return self.session.request(method, url, headers=headers, data=data, auth=auth,
+            return self.session.request(method, url, headers=headers, data=data, auth=auth, verify=self.verify,
                                         timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_redirects=True)
         except requests.exceptions.SSLError as exc:
-            raise Unreachable(f"TLS failed ({_reason(exc)}); for a plain-HTTP registry use --insecure") from None
+            reason = _reason(exc)
+            if "certificate" in reason:  # a setup problem, not an outage: retrying will not help
+                raise RegistryError(f"{self.endpoint.label}: TLS failed ({reason}): name the CA that signed its certificate in ca_file (replication.yaml)") from None
+            raise Unreachable(f"TLS failed ({reason}); for a plain-HTTP registry use --insecure (or insecure: true)") from None
         except requests.exceptions.RequestException as exc:
             raise Unreachable(_reason(exc)) from None
 
@@ -153,7 +155,8 @@ class Client:
         if scope:
             params.setdefault("scope", scope)
         try:
-            answer = self.session.get(realm, params=params, auth=self.auth, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            answer = self.session.get(realm, params=params, auth=self.auth, verify=self.verify,
+                                      timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
         except requests.exceptions.RequestException as exc:
             raise Unreachable(f"token service {realm}: {_reason(exc)}") from None
         if answer.status_code != 200:

@@ -109,8 +109,8 @@ class Report:
             why = state.down or "; ".join(dict.fromkeys(state.errors)) or "incomplete"
             why = why.removeprefix(f"{state.endpoint.label} ").removeprefix(f"{state.endpoint.label}: ")
             shown = ", ".join(state.missing[:20]) + (f", … ({len(state.missing)} in all)" if len(state.missing) > 20 else "")
-            lines.append(f"replica {state.endpoint.label}: {why}; missing {len(state.missing)} image(s): {shown or 'none'}; "
-                         "run replicate again when it is back")
+            then = "run replicate again when it is back" if why.startswith("unreachable") else "fix that and run replicate again"
+            lines.append(f"replica {state.endpoint.label}: {why}; missing {len(state.missing)} image(s): {shown or 'none'}; {then}")
         return lines
 
 

@@ -183,7 +183,7 @@ def _host(value: Any, where: str, key: str) -> str:
     return text
 
 
-def _looks_like_host(text: str) -> bool:
+def looks_like_host(text: str) -> bool:
     """Docker's rule for the first part of an image reference: a registry host has a '.' or a ':', or is localhost."""
     return "." in text or ":" in text or text == "localhost"
 
@@ -192,7 +192,7 @@ def _resolve(ref: Any, registries: Mapping[str, Endpoint], where: str, key: str,
     text = checks.string(ref, where, key)
     if text in registries:
         return registries[text]
-    if not _looks_like_host(text):
+    if not looks_like_host(text):
         known = ", ".join(sorted(registries)) or "none defined"
         checks.fail(where, key, f"unknown registry {text!r}: not a name in replication.yaml's registries ({known}) "
                                 "and not HOST[:PORT] (a host has a '.' or a ':PORT', or is localhost)")

@@ -202,8 +202,12 @@ def test_bad_input_gets_one_line(engine: Engine, topology: Topology, args: list[
 def test_replica_with_tls_and_basic_auth(engine: Engine, topology: Topology, tmp_path: Path) -> None:
     """A replica as an online registry is run: HTTPS with its own CA, and htpasswd logins."""
     import base64
-    import crypt  # bcrypt hashes for the registry's htpasswd; deprecated but in 3.11's stdlib
     import json
+    import warnings
+
+    with warnings.catch_warnings():  # bcrypt hashes for the registry's htpasswd; deprecated, still in 3.11
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     engine.run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",

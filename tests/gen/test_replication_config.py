@@ -139,3 +139,10 @@ def test_credentials_file_errors(tmp_path: Path) -> None:
     with pytest.raises(GenError, match="auths.r.example.auth: must be base64 of USER:PASSWORD"):
         credentials(str(tmp_path / "auth.json"), "r.example")
     assert credentials(str(tmp_path / "auth.json"), "other.example") is None
+
+
+@pytest.mark.parametrize("dest", ["apps/orders:1", "orders", "registry.offline:5000/", "http://r.example/apps/x:1"])
+def test_push_refuses_a_destination_without_registry(dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["push", "localhost/apps/orders:1", dest]) == 65
+    assert capsys.readouterr().err.splitlines() == [
+        f"dockerfile-gen: error: push: {dest!r} is not REGISTRY/REPO:TAG (e.g. registry.offline:5000/apps/orders:1.2.0)"]
