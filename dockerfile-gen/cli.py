@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from dockerfile_gen import build, graph, render, replicate, replication_config
 from dockerfile_gen.choose import explain
-from dockerfile_gen.errors import EXIT_INCOMPLETE, EXIT_USER_ERROR, GenError
+from dockerfile_gen.errors import EXIT_INCOMPLETE, EXIT_UNAVAILABLE, EXIT_USER_ERROR, GenError
 from dockerfile_gen.generate import Options, batch, generate, write_outputs
 from dockerfile_gen.spec import load_spec
 from dockerfile_gen.tree import Tree, load_tree
@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replicate", help="mirror the master registry's images to every replica",
                          description="Copy every selected tag from the master to each replica by digest (skopeo), "
                                      "skip what a replica already has, verify each copy. Exit 0: all replicas in sync; "
-                                     f"65: bad input; 69: the master does not answer; {EXIT_INCOMPLETE}: a replica is "
+                                     f"{EXIT_USER_ERROR}: bad input; {EXIT_UNAVAILABLE}: the master does not answer; "
+                                     f"{EXIT_INCOMPLETE}: a replica is "
                                      "incomplete (run again to finish).")
     rep.add_argument("-c", "--config", metavar="FILE", help="replication.yaml (registries with TLS and credentials, from, to, repos, prune)")
     rep.add_argument("--from", dest="source", metavar="REGISTRY", help="the master: a name from the config, or HOST[:PORT]")

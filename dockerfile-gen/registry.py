@@ -142,7 +142,8 @@ class Client:
         except requests.exceptions.SSLError as exc:
             reason = _reason(exc)
             if "certificate" in reason:  # a setup problem, not an outage: retrying will not help
-                raise RegistryError(f"{self.endpoint.label}: TLS failed ({reason}): name the CA that signed its certificate in ca_file (replication.yaml)") from None
+                raise RegistryError(f"{self.endpoint.label}: TLS failed ({reason}): name the CA that signed "
+                                    "its certificate in ca_file (replication.yaml)") from None
             raise Unreachable(f"TLS failed ({reason}); for a plain-HTTP registry use --insecure (or insecure: true)") from None
         except requests.exceptions.RequestException as exc:
             raise Unreachable(_reason(exc)) from None

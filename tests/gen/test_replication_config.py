@@ -146,3 +146,14 @@ def test_push_refuses_a_destination_without_registry(dest: str, capsys: pytest.C
     assert main(["push", "localhost/apps/orders:1", dest]) == 65
     assert capsys.readouterr().err.splitlines() == [
         f"dockerfile-gen: error: push: {dest!r} is not REGISTRY/REPO:TAG (e.g. registry.offline:5000/apps/orders:1.2.0)"]
+
+
+def test_after_push_the_pushed_registry_is_the_master(tmp_path: Path) -> None:
+    text = "registries:\n  m: {host: 'm.example:5000', insecure: true}\n  r: {host: r.example}\nfrom: m\nto: [r]\n"
+    config = build(write(tmp_path, text), None, (), ["base/root"], False, False, source_host="m.example:5000")
+    assert (config.source.name, config.source.insecure) == ("m", True)  # the file's settings for that host
+    assert config.wants("base/root") and not config.wants("base/jre-17")
+    with pytest.raises(GenError, match="from: is 'm', but the push went to other.example:5000"):
+        build(str(tmp_path / "replication.yaml"), None, (), [], False, False, source_host="other.example:5000")
+    flags_only = build(None, None, ["r.example"], [], True, False, source_host="m.example:5000")
+    assert (flags_only.source.host, flags_only.source.insecure, flags_only.targets[0].insecure) == ("m.example:5000", True, True)
