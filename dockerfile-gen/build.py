@@ -177,7 +177,7 @@ def build_tree(
     runner: Runner = run,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[BuildResult]:
-    names = _selected(tree, only)
+    names = selected_images(tree, only)
     wheel_hash = wheel_digest(wheel)
     results = []
     with tempfile.TemporaryDirectory(prefix="tree-build-") as work:
@@ -219,7 +219,7 @@ def build_tree(
     return results
 
 
-def _selected(tree: Tree, only: Sequence[str]) -> list[str]:
+def selected_images(tree: Tree, only: Sequence[str]) -> list[str]:
     """All images, or the named ones with their ancestors; always parents first."""
     if not only:
         return list(tree.order)

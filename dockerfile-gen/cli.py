@@ -170,6 +170,11 @@ def _tree(args: argparse.Namespace, tree: Tree) -> int:
 
 def _build(args: argparse.Namespace, tree: Tree) -> int:
     engine = build.find_engine(args.engine)
+    replication = None
+    if args.push:  # checked before the build, so a bad replication.yaml fails in a second, not after it
+        host, _, prefix = args.push.partition("/")
+        names = build.selected_images(tree, args.images)
+        replication = _replication_after_push(args, host, [f"{prefix}/{n}" if prefix else n for n in names])
     with tempfile.TemporaryDirectory(prefix="agent-wheel-") as wheel_dir:
         wheel = args.wheel or build.build_wheel(args.source, wheel_dir)
         results = build.build_tree(
@@ -178,10 +183,7 @@ def _build(args: argparse.Namespace, tree: Tree) -> int:
         )
     built = sum(1 for r in results if r.status == "built")
     log.info("tree build: %d built, %d unchanged, %.1fs", built, len(results) - built, sum(r.seconds for r in results))
-    if args.push:
-        host, _, prefix = args.push.partition("/")
-        return _replicate_pushed(args, host, [f"{prefix}/{r.name}" if prefix else r.name for r in results])
-    return 0
+    return _report(replicate.replicate(replication)) if replication else 0
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -191,19 +193,19 @@ def _push(args: argparse.Namespace) -> int:
     repo = repo.rsplit(":", 1)[0] if ":" in repo.rsplit("/", 1)[-1] else repo
     if not slash or not repo or not replication_config.HOST.fullmatch(host) or not replication_config.looks_like_host(host):
         raise GenError(f"{args.dest!r} is not REGISTRY/REPO:TAG (e.g. registry.offline:5000/apps/orders:1.2.0)", "push")
+    replication = _replication_after_push(args, host, [repo])
     engine = build.find_engine(args.engine)
     build.push_image(engine, args.image, args.dest, args.tls_verify)
     log.info("pushed %s to %s", args.image, args.dest)
-    return _replicate_pushed(args, host, [repo])
+    return _report(replicate.replicate(replication)) if replication else 0
 
 
-def _replicate_pushed(args: argparse.Namespace, host: str, repos: Sequence[str]) -> int:
+def _replication_after_push(args: argparse.Namespace, host: str, repos: Sequence[str]) -> replication_config.Replication | None:
     """Replication right after a push: from the registry just pushed to, of the repositories just pushed."""
     if args.replicate is None and not args.replicate_to:
-        return 0
-    config = replication_config.build(args.replicate, None, args.replicate_to, repos,
-                                      insecure=not args.tls_verify, prune=False, source_host=host)
-    return _report(replicate.replicate(config))
+        return None
+    return replication_config.build(args.replicate, None, args.replicate_to, repos,
+                                    insecure=not args.tls_verify, prune=False, source_host=host)
 
 
 def _replicate(args: argparse.Namespace) -> int:

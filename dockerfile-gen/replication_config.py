@@ -38,7 +38,6 @@ HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A
 REGISTRY_NAME = re.compile(r"[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?")
 # A repository glob: repository-name characters plus * ? and [...] classes.
 GLOB_CHARS = re.compile(r"[a-z0-9._/*?\[\]!-]+")
-FLAG_FIELDS = {"from": "--from", "to": "--to", "repos": "--repo", "prune": "--prune"}
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,8 @@ def _resolve(ref: Any, registries: Mapping[str, Endpoint], where: str, key: str,
 
 def build(config_path: str | None, source: str | None, targets: Sequence[str], repos: Sequence[str],
           insecure: bool, prune: bool, source_host: str | None = None) -> Replication:
-    """Merges the file (if any) and the flags. `where` in messages is the file, or the flag's name.
+    """Merges the file (if any) and the flags; a flag replaces the file's value, and every value of the
+    file is checked even when a flag replaces it. Messages name the file and key, or the flag.
 
     `source_host` is the registry a push just went to (`tree build --push … --replicate`): it is the
     master, and the file's `from`, when given, must name the same host."""
@@ -209,50 +209,48 @@ def build(config_path: str | None, source: str | None, targets: Sequence[str], r
     where = config_path or ""
     checks.known_keys(doc, KEYS, where, "")
     registries: dict[str, Endpoint] = {}
-    raw_registries = doc.get("registries") or {}
-    for name, entry in checks.mapping(raw_registries, where, "registries").items():
+    for name, entry in checks.mapping(doc.get("registries") or {}, where, "registries").items():
         checks.matching(name, REGISTRY_NAME, "a registry name (lower-case letters, digits, - and _)", where, f"registries.{name}")
         registries[name] = _endpoint(name, entry, where, f"registries.{name}", insecure)
-
-    def field(key: str, flag_value: Any) -> tuple[Any, str, str]:
-        """The flag wins over the file; the message then names the flag."""
-        if flag_value:
-            return flag_value, "", FLAG_FIELDS[key]
-        return doc.get(key), where, key
-
-    raw_from, from_where, from_key = field("from", source)
-    if source_host is not None:
-        named = [e for e in registries.values() if e.host == source_host]
-        pushed = named[0] if named else Endpoint(name=source_host, host=source_host, insecure=insecure)
-        if raw_from is not None and _resolve(raw_from, registries, from_where, from_key, insecure).host != source_host:
-            checks.fail(from_where, from_key, f"is {raw_from!r}, but the push went to {source_host}: replication starts from the registry pushed to")
-        raw_from = pushed.name
-        registries.setdefault(pushed.name, pushed)
-    if raw_from is None:
-        raise GenError("is required: the master registry to copy from (--from HOST[:PORT] or from: in replication.yaml)", "--from")
-    master = _resolve(raw_from, registries, from_where, from_key, insecure)
-
-    raw_to, to_where, to_key = field("to", list(targets))
-    if raw_to is None or raw_to == []:
-        raise GenError("is required: at least one replica (--to HOST[:PORT], repeated, or to: in replication.yaml)", "--to")
-    if isinstance(raw_to, str):
-        raw_to = [raw_to]
-    replicas: list[Endpoint] = []
-    for index, ref in enumerate(checks.string_list(raw_to, to_where, to_key)):
-        key = to_key if to_where == "" else f"{to_key}[{index}]"
-        replica = _resolve(ref, registries, to_where, key, insecure)
-        if replica.host == master.host:
-            checks.fail(to_where, key, f"{replica.label} is the master itself")
-        if replica.host in (r.host for r in replicas):
-            checks.fail(to_where, key, f"{replica.label} is listed twice")
-        replicas.append(replica)
-
-    raw_repos, repos_where, repos_key = field("repos", list(repos))
-    globs = []
-    for index, text in enumerate(checks.string_list(raw_repos or [], repos_where, repos_key)):
-        globs.append(compile_glob(text, repos_where, repos_key if repos_where == "" else f"{repos_key}[{index}]"))
-
+    file_from = _resolve(doc["from"], registries, where, "from", insecure) if doc.get("from") is not None else None
+    file_to = _replicas(doc["to"], registries, where, "to", insecure) if doc.get("to") is not None else []
+    file_repos = _globs(doc["repos"], where, "repos") if doc.get("repos") is not None else []
     file_prune = doc.get("prune", False)
     if not isinstance(file_prune, bool):
         checks.fail(where, "prune", f"must be true or false (got {file_prune!r})")
+
+    master = _resolve(source, registries, "", "--from", insecure) if source else file_from
+    if source_host is not None:
+        if master is not None and master.host != source_host:
+            checks.fail(*(("", "--from") if source else (where, "from")),
+                        f"is {master.label}, but the push went to {source_host}: replication starts from the registry pushed to")
+        named = [e for e in registries.values() if e.host == source_host]
+        master = named[0] if named else Endpoint(name=source_host, host=source_host, insecure=insecure)
+    if master is None:
+        raise GenError("is required: the master registry to copy from (--from HOST[:PORT] or from: in replication.yaml)", "--from")
+
+    replicas = _replicas(list(targets), registries, "", "--to", insecure) if targets else file_to
+    if not replicas:
+        raise GenError("is required: at least one replica (--to HOST[:PORT], repeated, or to: in replication.yaml)", "--to")
+    for index, replica in enumerate(replicas):
+        if replica.host == master.host:
+            checks.fail(*(("", "--to") if targets else (where, f"to[{index}]")), f"{replica.label} is the master itself")
+    globs = _globs(list(repos), "", "--repo") if repos else file_repos
     return Replication(source=master, targets=tuple(replicas), repos=tuple(globs), prune=prune or file_prune)
+
+
+def _replicas(value: Any, registries: Mapping[str, Endpoint], where: str, key: str, insecure: bool) -> list[Endpoint]:
+    """`to:` (a list, or one string) or the --to flags; file entries are named to[0], to[1], …"""
+    replicas: list[Endpoint] = []
+    for index, ref in enumerate(checks.string_list([value] if isinstance(value, str) else value, where, key)):
+        item = f"{key}[{index}]" if where else key
+        replica = _resolve(ref, registries, where, item, insecure)
+        if replica.host in (r.host for r in replicas):
+            checks.fail(where, item, f"{replica.label} is listed twice")
+        replicas.append(replica)
+    return replicas
+
+
+def _globs(value: Any, where: str, key: str) -> list[RepoGlob]:
+    items = checks.string_list(value, where, key)
+    return [compile_glob(text, where, f"{key}[{index}]" if where else key) for index, text in enumerate(items)]

@@ -153,7 +153,15 @@ def test_after_push_the_pushed_registry_is_the_master(tmp_path: Path) -> None:
     config = build(write(tmp_path, text), None, (), ["base/root"], False, False, source_host="m.example:5000")
     assert (config.source.name, config.source.insecure) == ("m", True)  # the file's settings for that host
     assert config.wants("base/root") and not config.wants("base/jre-17")
-    with pytest.raises(GenError, match="from: is 'm', but the push went to other.example:5000"):
+    with pytest.raises(GenError, match=r"from: is m \(m.example:5000\), but the push went to other.example:5000"):
         build(str(tmp_path / "replication.yaml"), None, (), [], False, False, source_host="other.example:5000")
     flags_only = build(None, None, ["r.example"], [], True, False, source_host="m.example:5000")
     assert (flags_only.source.host, flags_only.source.insecure, flags_only.targets[0].insecure) == ("m.example:5000", True, True)
+
+
+def test_a_bad_replication_file_fails_before_the_push(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(tmp_path, "from: m.example\nto: [r.example]\nrepos: ['apps/[']\n")
+    # No engine is needed to refuse it: the push never starts.
+    assert main(["push", "localhost/apps/orders:1", "m.example/apps/orders:1", "--engine", "docker", "--replicate", bad]) == 65
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "repos[0]: 'apps/[' is not a repository glob" in err[0], err
