@@ -98,7 +98,7 @@ class Report:
         pruned = f", {c['pruned']} pruned" if c["pruned"] else ""
         return (f"replicate: {self.images} images x {self.replicas} replicas: {c['copied']} copied, "
                 f"{c['moved']} tags moved, {c['present']} already there, {c['failed']} failed{pruned}; "
-                f"{human(self.sent)} sent ({self.sent} bytes) in {self.seconds:.1f}s\n")
+                f"{human(self.sent)} sent ({self.sent} bytes) in {self.seconds:.2f}s\n")
 
     def failures(self) -> list[str]:
         """One line per incomplete replica: what is wrong and which images it lacks."""
