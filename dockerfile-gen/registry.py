@@ -127,8 +127,9 @@ class Client:
     http.client: a re-run that changes nothing is a few dozen small requests, and a CLI that starts
     in a fraction of the time an HTTP library's imports take."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, page_size: int = PAGE) -> None:
         self.endpoint = endpoint
+        self.page_size = page_size
         self.base = f"{'http' if endpoint.insecure else 'https'}://{endpoint.host}"
         self.auth = credentials(endpoint.authfile, endpoint.host) if endpoint.authfile else None
         self._tokens: dict[str, str] = {}  # scope -> bearer token
@@ -267,10 +268,10 @@ class Client:
             raise RegistryError(f"{self.endpoint.label} is not a registry (GET /v2/ answered {response.status_code})")
 
     def repositories(self) -> Iterator[str]:
-        yield from self._pages(f"/v2/_catalog?n={PAGE}", "registry:catalog:*", "repositories")
+        yield from self._pages(f"/v2/_catalog?n={self.page_size}", "registry:catalog:*", "repositories")
 
     def tags(self, repo: str) -> list[str]:
-        return list(self._pages(f"/v2/{repo}/tags/list?n={PAGE}", _pull(repo), "tags", missing_ok=True))
+        return list(self._pages(f"/v2/{repo}/tags/list?n={self.page_size}", _pull(repo), "tags", missing_ok=True))
 
     def _pages(self, path: str, scope: str, key: str, missing_ok: bool = False) -> Iterator[str]:
         url: str | None = self.base + path

@@ -145,6 +145,18 @@ def test_rerun_with_nothing_changed_copies_nothing(engine: Engine, topology: Top
     assert_mirrored(topology)
 
 
+def test_listing_follows_the_registrys_pages(topology: Topology, app_images: dict[str, str]) -> None:
+    """Catalogs and tag lists longer than a page come in pages linked by `Link: <…>; rel="next"`."""
+    from dockerfile_gen.registry import Client, Endpoint
+
+    client = Client(Endpoint(topology.master.host, topology.master.host, insecure=True), page_size=2)
+    try:
+        listed = {f"{repo}:{tag}" for repo in client.repositories() for tag in client.tags(repo)}
+    finally:
+        client.close()
+    assert listed == set(topology.master.digests()) and len(listed) == 5
+
+
 def test_moved_tag_propagates_and_deletes_need_prune(engine: Engine, topology: Topology, app_images: dict[str, str],
                                                      tmp_path: Path) -> None:
     master = topology.master
