@@ -199,7 +199,7 @@ class _Copier:
         self.config = config
         self.runner = runner
         self.stack = stack
-        self.lock = threading.Lock()  # the master's session is shared by the replica threads
+        self.lock = threading.Lock()  # the master's connections are shared by the replica threads
         self.blob_cache: dict[str, list[Blob]] = {}
         self.manifest_cache: dict[str, tuple[bytes, str]] = {}
         self.cert_dirs: dict[str, str | None] = {}
