@@ -14,7 +14,7 @@ from tests.chart.chartlib import CASES, MICROSERVICE, Rendered
 
 pytestmark = pytest.mark.chart
 
-BASE: dict[str, Any] = {"image": {"repository": "registry.local:5000/apps/orders", "tag": "1.4.2"}}
+BASE: dict[str, Any] = {"image": {"repository": "registry.local:5000/apps/orders", "tag": "1.4.2"}, "app": {"env": "qa"}}
 
 
 def with_values(**overrides: Any) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def test_hpa_shape() -> None:
 
 
 def test_hpa_with_one_metric_and_no_behavior() -> None:
-    r = render(with_values(autoscaling={"enabled": True, "targetMemoryUtilizationPercentage": None}))
+    r = render(with_values(autoscaling={"enabled": True, "targetCPUUtilizationPercentage": 70}))
     spec = r.one("HorizontalPodAutoscaler")["spec"]
     assert [m["resource"]["name"] for m in spec["metrics"]] == ["cpu"]
     assert "behavior" not in spec
@@ -308,7 +308,7 @@ def test_standard_labels() -> None:
 
 def test_names_are_dns_labels_cut_to_63() -> None:
     long_name = "a" * 40 + ".b_" + "c" * 20  # a valid APP_NAME, 63 characters
-    r = render(with_values(app={"name": long_name}), name="release-" + "x" * 40)
+    r = render(with_values(app={"name": long_name, "env": "qa"}), name="release-" + "x" * 40)
     for obj in r.objects:
         name = obj["metadata"]["name"].removesuffix("-config")
         assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name

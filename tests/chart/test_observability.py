@@ -13,7 +13,7 @@ from tests.chart.chartlib import MICROSERVICE, Rendered
 pytestmark = pytest.mark.chart
 
 DASHBOARD = MICROSERVICE / "dashboards" / "bootstrap.json"
-BASE = {"image": {"repository": "registry.local:5000/apps/orders", "tag": "1.4.2"}}
+BASE = {"image": {"repository": "registry.local:5000/apps/orders", "tag": "1.4.2"}, "app": {"env": "qa"}}
 
 
 def pod_annotations(r: Rendered) -> dict[str, str]:

@@ -104,6 +104,18 @@ so the agent's own deadline fires and is recorded before the kubelet restarts th
 {{- end -}}
 {{- end -}}
 
+{{/*
+The container's resources: the user's whole, or the chart's defaults when unset. Never a merge of
+the two (Helm merges maps key by key, which would add default requests to a user's limits).
+*/}}
+{{- define "microservice.resources" -}}
+{{- if .Values.resources -}}
+{{- toYaml .Values.resources -}}
+{{- else -}}
+{{- toYaml (dict "requests" (dict "cpu" "250m" "memory" "512Mi") "limits" (dict "cpu" "1" "memory" "1Gi")) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The conf.d directory the agent picks for app.env (same aliases as the agent). */}}
 {{- define "microservice.envDir" -}}
 {{- if .Values.configFiles.envDir -}}

@@ -5,6 +5,10 @@ the fix. deployment.yaml includes this first, so a bad values file renders nothi
 {{- define "microservice.validate" -}}
 {{- $v := .Values -}}
 
+{{- if not $v.app.env -}}
+{{- fail "app.env is required and has no default: deploy with the environment's values file (for example -f values.yaml -f values-prod.yaml) or set app.env=prod" -}}
+{{- end -}}
+
 {{- if not $v.image.repository -}}
 {{- fail "image.repository is required: set it to the app's image without the tag (for example registry.local:5000/apps/orders)" -}}
 {{- end -}}
@@ -72,13 +76,7 @@ the fix. deployment.yaml includes this first, so a bad values file renders nothi
 {{- if not (or $cpu $mem) -}}
 {{- fail "autoscaling.enabled is true but both targetCPUUtilizationPercentage and targetMemoryUtilizationPercentage are null: set at least one" -}}
 {{- end -}}
-{{- $requests := ($v.resources | default dict).requests | default dict -}}
-{{- if and $cpu (not $requests.cpu) -}}
-{{- fail "autoscaling.targetCPUUtilizationPercentage is set but resources.requests.cpu is not: utilization is a percentage of the request, so set resources.requests.cpu" -}}
-{{- end -}}
-{{- if and $mem (not $requests.memory) -}}
-{{- fail "autoscaling.targetMemoryUtilizationPercentage is set but resources.requests.memory is not: utilization is a percentage of the request, so set resources.requests.memory" -}}
-{{- end -}}
+{{- /* "a target needs a request" is a schema rule (values.schema.json, allOf), which the generator reads too */ -}}
 {{- end -}}
 
 {{- if $v.pdb.enabled -}}
