@@ -89,6 +89,8 @@ def _replicate_after_push(parser: argparse.ArgumentParser) -> None:
 
 
 def _app_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-missing-artifact", action="store_true",
+                        help="accept a spec whose artifact is not built yet (a CI pipeline that builds it before the image)")
     parser.add_argument("--app-prefix", default="localhost/apps", help="Helm image.repository is PREFIX/APP (default %(default)s)")
     parser.add_argument("--tag", help="Helm image.tag (default: a hash of the generated build files)")
 
@@ -125,11 +127,12 @@ def _dispatch(args: argparse.Namespace, tree: Tree) -> int:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    return Options(base_prefix=args.base_prefix, app_prefix=args.app_prefix, tag=args.tag)
+    return Options(base_prefix=args.base_prefix, app_prefix=args.app_prefix, tag=args.tag,
+                   allow_missing_artifact=args.allow_missing_artifact)
 
 
 def _app(args: argparse.Namespace, tree: Tree) -> int:
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, allow_missing_artifact=args.allow_missing_artifact)
     if args.explain:
         sys.stdout.write(explain(spec, tree))
     if args.output is None:

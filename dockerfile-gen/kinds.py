@@ -62,6 +62,9 @@ class Kind(Protocol):
     @property
     def stop_timeout(self) -> int: ...
 
+    @property
+    def exit_remap(self) -> tuple[tuple[int, int], ...]: ...
+
     def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str: ...
 
     def start(self, name: str, artifact: str | None, servlet: Servlet | None) -> tuple[str, ...]: ...
@@ -71,6 +74,11 @@ class Kind(Protocol):
     def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]: ...
 
     def log_links(self, servlet: Servlet | None) -> tuple[LogLink, ...]: ...
+
+
+# A JVM runs its shutdown hooks on SIGTERM and then exits 143 (128 + 15): for a JVM that is the
+# graceful stop, not a failure, so every rollout would otherwise record failed containers.
+JVM_EXIT_REMAP = ((143, 0),)
 
 
 def _java_start(jar: str, extra: str = "") -> tuple[str, ...]:
@@ -86,6 +94,7 @@ class JarKind:
     default_ports: tuple[int, ...] = ()
     drain_seconds: int = 5
     stop_timeout: int = 30
+    exit_remap: tuple[tuple[int, int], ...] = JVM_EXIT_REMAP
 
     def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str:
         return f"{APP_HOME}/{name}.jar"
@@ -111,6 +120,7 @@ class WarKind:
     default_ports: tuple[int, ...] = (8080,)
     drain_seconds: int = 5
     stop_timeout: int = 30
+    exit_remap: tuple[tuple[int, int], ...] = JVM_EXIT_REMAP
 
     def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str:
         assert servlet is not None, "base choice guarantees a servlet container for a WAR"
@@ -140,6 +150,7 @@ class ScriptKind:
     default_ports: tuple[int, ...] = ()
     drain_seconds: int = 0
     stop_timeout: int = 10
+    exit_remap: tuple[tuple[int, int], ...] = ()
 
     def artifact_target(self, name: str, artifact: str, servlet: Servlet | None) -> str:
         return f"{APP_HOME}/{artifact.rsplit('/', 1)[-1]}"

@@ -59,6 +59,9 @@ def bootstrap_settings(spec: AppSpec, cand: Candidate) -> dict[str, Any]:
     settings["user"] = app_user(spec, servlet)
     settings["drain_seconds"] = kind.drain_seconds if app_ports(spec) else 0
     settings["stop_timeout"] = kind.stop_timeout
+    remap = kind.exit_remap if spec.exit_remap is None else spec.exit_remap
+    if remap:
+        settings["exit_remap"] = ",".join(f"{src}={dst}" for src, dst in remap)
     links = kind.links(spec.config_files, servlet)
     if links:
         settings["links"] = [{"source": link.source, "target": link.target} for link in links]
@@ -114,8 +117,7 @@ def render_app_dockerfile(spec: AppSpec, cand: Candidate, base_ref: str, setting
         "# hadolint ignore=SC2016",
         f"RUN mkdir -p /etc/bootstrap{CONT}&& printf '%s\\n'{CONT}{words}{CONT}> {BOOTSTRAP_CONFIG}",
     ]
-    if spec.config is not None:
-        lines.append(f"COPY {spec.config}/ {APP_HOME}/conf.d/")
+    lines.append(f"COPY {spec.config}/ {APP_HOME}/conf.d/")
     if spec.artifact is not None:
         lines.append(f"COPY {spec.artifact} {kind.artifact_target(spec.name, spec.artifact, servlet)}")
     lines.append(f"WORKDIR {APP_HOME}")

@@ -13,19 +13,19 @@ from typing import Any
 
 import yaml
 
+from bootstrap.errors import BootstrapError
+from bootstrap.settings import ENV_ALIASES, parse_exit_remap
 from dockerfile_gen import checks
 from dockerfile_gen.errors import GenError
 
 TYPES = ("springboot", "jar", "war", "script")
 JAVA_VERSIONS = (8, 11, 17, 21)
 KEYS = frozenset(
-    "name type java artifact start ports config ready packages user jvm_options labels "
+    "name type java artifact start ports config ready packages user jvm_options labels exit_remap "
     "resources replicas autoscaling ingress env_overrides".split()
 )
 READY_KEYS = frozenset("tcp http log pattern cmd timeout period".split())
 OVERRIDE_KEYS = frozenset("replicas resources autoscaling ingress".split())
-ENV_NAME = re.compile(r"[a-z0-9]([a-z0-9_-]{0,30}[a-z0-9])?")
-ENV_ALIASES = {"production": "prod", "prd": "prod", "development": "dev"}
 DEFAULT_READY_TIMEOUT = 300
 # Labels the generator owns: an app may not point its image at another base.
 RESERVED_LABEL_PREFIX = "org.opencontainers.image.base."
@@ -67,12 +67,22 @@ class Ingress:
 
 @dataclass(frozen=True)
 class Deploy:
-    """The Helm-only settings; also the shape of one `env_overrides` entry."""
+    """The Helm-only settings; also the shape of one `env_overrides` entry, where `written` says
+    which keys the entry sets (each replaces the base spec's key whole; `autoscaling: false` turns
+    the base's autoscaling off)."""
 
     replicas: int | None = None
-    resources: Mapping[str, Mapping[str, str | int]] | None = None
+    resources: Mapping[str, Mapping[str, str | int | float]] | None = None
     autoscaling: Autoscaling | None = None
     ingress: tuple[Ingress, ...] = ()
+    written: frozenset[str] = frozenset()
+
+    def over(self, base: Deploy) -> Deploy:
+        """This override applied to `base`: each key it writes replaces the base's."""
+        def pick(key: str) -> Any:
+            return getattr(self if key in self.written else base, key)
+        return Deploy(replicas=pick("replicas"), resources=pick("resources"), autoscaling=pick("autoscaling"),
+                      ingress=pick("ingress"), written=base.written | self.written)
 
 
 @dataclass(frozen=True)
@@ -85,8 +95,9 @@ class AppSpec:
     artifact: str | None
     start: tuple[str, ...] | None
     ports: tuple[int, ...]
-    config: str | None  # relative to context; None when the app has no conf.d
+    config: str  # relative to context
     config_files: tuple[str, ...]  # files under config, relative to it, sorted
+    envs: tuple[str, ...]  # the environment directories under config (not common/), sorted
     ready: Ready
     ready_set: bool  # whether the spec wrote `ready` checks (else the type's default applies)
     packages: tuple[str, ...]
@@ -94,11 +105,21 @@ class AppSpec:
     jvm_options: tuple[str, ...]
     labels: tuple[tuple[str, str], ...]
     deploy: Deploy
-    env_overrides: tuple[tuple[str, Deploy], ...] = field(default=())
+    exit_remap: tuple[tuple[int, int], ...] | None  # None: the type's default
+    env_overrides: tuple[tuple[str, str, Deploy], ...] = field(default=())  # (env dir, spec key, entry)
+
+    def deploy_for(self, env: str) -> tuple[Deploy, str, frozenset[str]]:
+        """The env's effective Helm settings, its override's spec key prefix ('' if none) and the
+        keys that override writes."""
+        for env_dir, raw, override in self.env_overrides:
+            if env_dir == env:
+                return override.over(self.deploy), f"env_overrides.{raw}.", override.written
+        return self.deploy, "", frozenset()
 
 
-def load_spec(path: str) -> AppSpec:
-    """Reads and validates one spec file. The only I/O: the file and its config directory."""
+def load_spec(path: str, allow_missing_artifact: bool = False) -> AppSpec:
+    """Reads and validates one spec file. The only I/O: the file, its config directory and whether
+    its artifact exists (a pipeline that builds it after generating says `allow_missing_artifact`)."""
     try:
         with open(path, "rb") as handle:
             data = yaml.load(handle, Loader=_Loader)
@@ -115,7 +136,20 @@ def load_spec(path: str) -> AppSpec:
         listing = _list_files(os.path.join(context, config_dir))
         if listing is None:
             raise GenError(f"directory {config_dir!r} does not exist next to the spec", path, "config")
-    return parse_spec(data, path, context, listing)
+    spec = parse_spec(data, path, context, listing)
+    if spec.artifact is not None:
+        _check_artifact(spec, allow_missing_artifact)
+    return spec
+
+
+def _check_artifact(spec: AppSpec, allow_missing: bool) -> None:
+    assert spec.artifact is not None
+    target = os.path.join(spec.context, spec.artifact)
+    if os.path.isdir(target) and spec.type in _ARTIFACT_SUFFIX:  # a script's artifact may be a directory
+        checks.fail(spec.path, "artifact", f"{spec.artifact!r} is a directory, not a {spec.type} file")
+    if not os.path.lexists(target) and not allow_missing:
+        checks.fail(spec.path, "artifact", f"{spec.artifact!r} does not exist in the build context {spec.context!r}: "
+                    "build it before generating, or pass --allow-missing-artifact when the pipeline builds it afterwards")
 
 
 def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ...] | None) -> AppSpec:
@@ -134,18 +168,17 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
     start = _start(doc.get("start"), path) if "start" in doc else None
     if kind == "script" and start is None:
         checks.fail(path, "start", "is required for type script")
-    config: str | None = (checks.rel_path(doc["config"], path, "config") if doc.get("config") is not None
-                          else "conf.d")
+    config = checks.rel_path(doc["config"], path, "config") if doc.get("config") is not None else "conf.d"
     config_files: tuple[str, ...] = config_listing or ()
-    if config_listing is None:
-        config = None  # no such directory: nothing to copy (load_spec refuses an explicit missing one)
     ready = _ready(doc.get("ready"), path) if doc.get("ready") is not None else Ready()
     labels = _labels(doc.get("labels"), path)
     deploy = _deploy(doc, path, "")
-    overrides = _env_overrides(doc.get("env_overrides"), path)
-    _check_autoscaling(deploy, deploy, path, "")
-    for env, override in overrides:
-        _check_autoscaling(override, deploy, path, f"env_overrides.{env}.")
+    exit_remap = _exit_remap(doc["exit_remap"], path) if "exit_remap" in doc else None
+    envs = _environments(config, config_files, path)
+    overrides = _env_overrides(doc.get("env_overrides"), envs, path)
+    _check_replicas(deploy, deploy, path, "")
+    for _, raw, override in overrides:
+        _check_replicas(override, deploy, path, f"env_overrides.{raw}.")
     return AppSpec(
         path=path,
         context=context,
@@ -157,6 +190,7 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
         ports=_ports(doc.get("ports"), path),
         config=config,
         config_files=config_files,
+        envs=envs,
         ready=ready,
         ready_set="ready" in doc,
         packages=_packages(doc.get("packages"), path),
@@ -167,19 +201,53 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
         ),
         labels=labels,
         deploy=deploy,
+        exit_remap=exit_remap,
         env_overrides=overrides,
     )
 
 
-def _check_autoscaling(deploy: Deploy, base: Deploy, path: str, prefix: str) -> None:
-    """A utilization target is a percentage of the request, so the request must exist."""
-    scaling = deploy.autoscaling
-    if scaling is None:
+def _check_replicas(entry: Deploy, base: Deploy, path: str, prefix: str) -> None:
+    """The HPA owns the pod count, so a replica count written where autoscaling is on would be
+    silently ignored: refuse it rather than guess how it maps to the HPA's bounds."""
+    if "replicas" not in entry.written:
         return
-    requests = (deploy.resources or base.resources or {}).get("requests", {})
-    for target, resource in ((scaling.cpu, "cpu"), (scaling.memory, "memory")):
-        if target is not None and resource not in requests:
-            checks.fail(path, f"{prefix}autoscaling.{resource}", f"a {resource} target needs resources.requests.{resource}")
+    effective = entry.over(base) if prefix else entry
+    if effective.autoscaling is None:
+        return
+    source = f"{prefix}autoscaling" if "autoscaling" in entry.written else "autoscaling (from the base spec)"
+    fix = ("remove it, or turn autoscaling off for this environment with autoscaling: false" if prefix
+           else "remove it (autoscaling.min and max bound the pod count), or set replicas per environment in env_overrides")
+    checks.fail(path, f"{prefix}replicas", f"is ignored while {source} is on: {fix}")
+
+
+def _environments(config: str, files: tuple[str, ...], path: str) -> tuple[str, ...]:
+    """The environment directories under config: the agent refuses to start without conf.d/<APP_ENV>/."""
+    envs = sorted({f.split("/", 1)[0] for f in files if "/" in f and f.split("/", 1)[0].lower() != "common"})
+    if not envs:
+        checks.fail(path, "config", f"{config}/ has no environment directory: add {config}/common/ and one directory "
+                    "per environment (dev/, qa/, prod/ …), since the agent links conf.d/<APP_ENV>/ at start and refuses "
+                    "to start without it")
+    seen: dict[str, str] = {}
+    for env in envs:
+        canonical = _canonical_env(env)
+        if canonical in seen:
+            checks.fail(path, "config", f"{config}/{seen[canonical]}/ and {config}/{env}/ name the same environment, "
+                        "so the agent would refuse both: keep one")
+        seen[canonical] = env
+    return tuple(envs)
+
+
+def _canonical_env(name: str) -> str:
+    return ENV_ALIASES.get(name.lower(), name.lower())
+
+
+def _exit_remap(value: Any, path: str) -> tuple[tuple[int, int], ...]:
+    if value is None or value == "" or value == {}:
+        return ()
+    try:
+        return parse_exit_remap(value, "exit_remap")
+    except BootstrapError as exc:
+        checks.fail(path, "exit_remap", str(exc))
 
 
 def _one_line(exc: Exception) -> str:
@@ -310,27 +378,35 @@ def _labels(value: Any, path: str) -> tuple[tuple[str, str], ...]:
 
 
 def _deploy(doc: Mapping[str, Any], path: str, prefix: str) -> Deploy:
+    """Ranges and quantity formats are the chart's (values.schema.json, checked in values.py)."""
     replicas = doc.get("replicas")
     if replicas is not None:
-        replicas = checks.integer(replicas, path, f"{prefix}replicas", 1, 10000)
+        replicas = checks.integer(replicas, path, f"{prefix}replicas", 0)
     resources = _resources(doc["resources"], path, f"{prefix}resources") if doc.get("resources") is not None else None
-    autoscaling = _autoscaling(doc["autoscaling"], path, f"{prefix}autoscaling") if doc.get("autoscaling") is not None else None
+    scaling = doc.get("autoscaling")
+    if scaling is False and not prefix:
+        checks.fail(path, "autoscaling", "false is for env_overrides only (leave autoscaling out instead)")
+    autoscaling = _autoscaling(scaling, path, f"{prefix}autoscaling") if scaling not in (None, False) else None
     ingress = _ingress(doc["ingress"], path, f"{prefix}ingress") if doc.get("ingress") is not None else ()
-    return Deploy(replicas=replicas, resources=resources, autoscaling=autoscaling, ingress=ingress)
+    written = frozenset(k for k in OVERRIDE_KEYS if doc.get(k) is not None)
+    return Deploy(replicas=replicas, resources=resources, autoscaling=autoscaling, ingress=ingress, written=written)
 
 
-def _resources(value: Any, path: str, key: str) -> Mapping[str, Mapping[str, str | int]]:
+def _resources(value: Any, path: str, key: str) -> Mapping[str, Mapping[str, str | int | float]]:
     doc = checks.mapping(value, path, key)
     checks.known_keys(doc, frozenset(("requests", "limits")), path, key)
-    out: dict[str, dict[str, str | int]] = {}
+    out: dict[str, dict[str, str | int | float]] = {}
     for part in ("requests", "limits"):
         if doc.get(part) is None:
             continue
         inner = checks.mapping(doc[part], path, f"{key}.{part}")
         checks.known_keys(inner, frozenset(("cpu", "memory")), path, f"{key}.{part}")
-        out[part] = {
-            res: checks.quantity(inner[res], path, f"{key}.{part}.{res}") for res in ("cpu", "memory") if res in inner
-        }
+        # The format is the chart's (values.schema.json, checked before writing); a float is
+        # written as its text, which is the same quantity.
+        out[part] = {res: str(inner[res]) if isinstance(inner[res], float) else inner[res]
+                     for res in ("cpu", "memory") if res in inner}
+    if not out:
+        checks.fail(path, key, "needs requests or limits (leave resources out for the chart's defaults)")
     return out
 
 
@@ -340,12 +416,13 @@ def _autoscaling(value: Any, path: str, key: str) -> Autoscaling:
     for required in ("min", "max"):
         if required not in doc:
             checks.fail(path, f"{key}.{required}", "is required")
-    low = checks.integer(doc["min"], path, f"{key}.min", 1, 10000)
-    high = checks.integer(doc["max"], path, f"{key}.max", 1, 10000)
+    low = checks.integer(doc["min"], path, f"{key}.min", 1)
+    high = checks.integer(doc["max"], path, f"{key}.max", 1)
     if high < low:
         checks.fail(path, f"{key}.max", f"{high} is below min ({low})")
-    cpu = checks.integer(doc["cpu"], path, f"{key}.cpu", 1, 100) if doc.get("cpu") is not None else None
-    memory = checks.integer(doc["memory"], path, f"{key}.memory", 1, 100) if doc.get("memory") is not None else None
+    # A utilization target may exceed 100 (usage above the request): the bounds are the chart's.
+    cpu = checks.integer(doc["cpu"], path, f"{key}.cpu", 1) if doc.get("cpu") is not None else None
+    memory = checks.integer(doc["memory"], path, f"{key}.memory", 1) if doc.get("memory") is not None else None
     if cpu is None and memory is None:
         checks.fail(path, key, "needs a cpu or a memory target percentage")
     return Autoscaling(min=low, max=high, cpu=cpu, memory=memory)
@@ -368,20 +445,23 @@ def _ingress(value: Any, path: str, key: str) -> tuple[Ingress, ...]:
     return tuple(out)
 
 
-def _env_overrides(value: Any, path: str) -> tuple[tuple[str, Deploy], ...]:
+def _env_overrides(value: Any, envs: tuple[str, ...], path: str) -> tuple[tuple[str, str, Deploy], ...]:
+    """Each key names an environment directory the way APP_ENV does (any case, the agent's aliases)."""
     if value is None:
         return ()
     doc = checks.mapping(value, path, "env_overrides")
+    by_canonical = {_canonical_env(env): env for env in envs}
     seen: dict[str, str] = {}
     out = []
     for raw in sorted(doc):
-        env = ENV_ALIASES.get(raw.lower(), raw.lower())
-        if not ENV_NAME.fullmatch(env):
-            checks.fail(path, f"env_overrides.{raw}", "is not an environment name (lower-case letters, digits, - and _)")
+        env = by_canonical.get(_canonical_env(raw))
+        if env is None:
+            checks.fail(path, f"env_overrides.{raw}", f"names no environment directory (have: {', '.join(envs)}): "
+                        "pods with this APP_ENV would exit 78 at start; add the directory or fix the name")
         if env in seen:
             checks.fail(path, f"env_overrides.{raw}", f"names the same environment as {seen[env]!r}")
         seen[env] = raw
         entry = checks.mapping(doc[raw], path, f"env_overrides.{raw}")
         checks.known_keys(entry, OVERRIDE_KEYS, path, f"env_overrides.{raw}")
-        out.append((env, _deploy(entry, path, f"env_overrides.{raw}.")))
+        out.append((env, raw, _deploy(entry, path, f"env_overrides.{raw}.")))
     return tuple(sorted(out))

@@ -1,6 +1,10 @@
-"""Helm values for helm/microservice: values.yaml, and values-<env>.yaml per env_overrides entry.
+"""Helm values for helm/microservice: values.yaml, what every environment shares (app.name, image,
+ports, agent.*), and one complete values-<env>.yaml per environment directory of the app's config.
 
-Only the chart's own keys are written (its schema refuses others), and only those that apply.
+The deployment keys (replicaCount, resources, autoscaling, ingress) live only in the env files,
+each holding that environment's effective settings whole: Helm merges `-f values.yaml -f
+values-<env>.yaml` map by map, so a key split over two files would mix two sources. values.yaml has
+no app.env, so the chart refuses to render it alone.
 """
 from __future__ import annotations
 
@@ -16,9 +20,10 @@ def _port_name(index: int, port: int) -> str:
 
 def deploy_values(deploy: Deploy) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if deploy.replicas is not None:
+    if deploy.replicas is not None and deploy.autoscaling is None:
         out["replicaCount"] = deploy.replicas
     if deploy.resources is not None:
+        # Written whole: the chart uses a user's resources instead of its defaults, never merged.
         out["resources"] = {part: dict(deploy.resources[part]) for part in ("requests", "limits") if part in deploy.resources}
     if deploy.autoscaling is not None:
         scaling = deploy.autoscaling
@@ -28,6 +33,8 @@ def deploy_values(deploy: Deploy) -> dict[str, Any]:
         if scaling.memory is not None:
             auto["targetMemoryUtilizationPercentage"] = scaling.memory
         out["autoscaling"] = auto
+    elif "autoscaling" in deploy.written:  # an override's `autoscaling: false`
+        out["autoscaling"] = {"enabled": False}
     if deploy.ingress:
         hosts: dict[str, list[dict[str, str]]] = {}
         for rule in deploy.ingress:  # one host entry per host, paths in the spec's order
@@ -40,14 +47,11 @@ def deploy_values(deploy: Deploy) -> dict[str, Any]:
     return out
 
 
-def helm_values(spec: AppSpec, settings: Mapping[str, Any], ports: tuple[int, ...], repository: str, tag: str) -> dict[str, Any]:
+def shared_values(spec: AppSpec, settings: Mapping[str, Any], ports: tuple[int, ...], repository: str, tag: str) -> dict[str, Any]:
     values: dict[str, Any] = {
         "app": {"name": spec.name},
         "image": {"repository": repository, "tag": tag},
     }
-    deploy = deploy_values(spec.deploy)
-    if "replicaCount" in deploy:
-        values["replicaCount"] = deploy.pop("replicaCount")
     if ports:
         values["ports"] = [{"name": _port_name(i, p), "containerPort": p} for i, p in enumerate(ports)]
     values["agent"] = {
@@ -56,7 +60,6 @@ def helm_values(spec: AppSpec, settings: Mapping[str, Any], ports: tuple[int, ..
         "stopTimeoutSeconds": settings["stop_timeout"],
         "user": settings["user"],
     }
-    values.update(deploy)
     return values
 
 

@@ -15,6 +15,9 @@ from dockerfile_gen.tree import Tree, load_tree
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_TREE = REPO / "image-tree"
 EXAMPLES = REPO / "examples" / "apps"
+# The examples' artifacts are built by their pipelines (tests/container compiles two of them).
+NOT_BUILT = "--allow-missing-artifact"
+DEFAULT_CONF = {f"{env}/app.properties": f"env={env}\n" for env in ("common", "dev", "qa", "prod")}
 
 
 @pytest.fixture(scope="session")
@@ -30,12 +33,16 @@ def tree(tmp_path: Path) -> Tree:
 
 @pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., AppSpec]:
-    """Writes app.yaml (and optional conf.d files) under tmp_path and loads it."""
+    """Writes app.yaml, its conf.d files (default: common/, dev/, qa/, prod/) and an empty artifact
+    under tmp_path, and loads it."""
 
     def write(doc: dict[str, Any], conf: dict[str, str] | None = None, name: str = "app") -> AppSpec:
         directory = tmp_path / name
         directory.mkdir(exist_ok=True)
-        for rel, text in (conf or {}).items():
+        if isinstance(doc.get("artifact"), str) and ".." not in doc["artifact"] and not doc["artifact"].startswith("/"):
+            (directory / doc["artifact"]).parent.mkdir(parents=True, exist_ok=True)
+            (directory / doc["artifact"]).touch()
+        for rel, text in (DEFAULT_CONF if conf is None else conf).items():
             target = directory / "conf.d" / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)

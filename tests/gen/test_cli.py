@@ -10,7 +10,7 @@ import yaml
 from dockerfile_gen.cli import main
 from dockerfile_gen.errors import EXIT_USER_ERROR
 from tests.conftest import require_tool
-from tests.gen.conftest import EXAMPLES, IMAGE_TREE
+from tests.gen.conftest import EXAMPLES, IMAGE_TREE, NOT_BUILT
 
 TREE = ["--tree", str(IMAGE_TREE)]
 
@@ -20,7 +20,7 @@ def read_all(directory: Path) -> dict[str, bytes]:
 
 
 def test_app_writes_the_three_files(tmp_path: Path) -> None:
-    assert main([*TREE, "-q", "app", str(EXAMPLES / "orders-api" / "app.yaml"), "-o", str(tmp_path)]) == 0
+    assert main([*TREE, "-q", "app", str(EXAMPLES / "orders-api" / "app.yaml"), "-o", str(tmp_path), NOT_BUILT]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile", "bootstrap.yaml", "values-dev.yaml", "values-prod.yaml", "values-qa.yaml", "values.yaml"]
     settings = yaml.safe_load((tmp_path / "bootstrap.yaml").read_text())
     assert settings["app_name"] == "orders-api" and settings["user"] == "app"
@@ -30,20 +30,23 @@ def test_app_writes_the_three_files(tmp_path: Path) -> None:
 
 
 def test_values_keys_follow_the_chart_contract(tmp_path: Path) -> None:
-    main([*TREE, "-q", "app", str(EXAMPLES / "orders-api" / "app.yaml"), "-o", str(tmp_path), "--tag", "1.2.3"])
+    main([*TREE, "-q", "app", str(EXAMPLES / "orders-api" / "app.yaml"), "-o", str(tmp_path), "--tag", "1.2.3", NOT_BUILT])
     values = yaml.safe_load((tmp_path / "values.yaml").read_text())
-    assert set(values) <= {"app", "image", "replicaCount", "ports", "agent", "resources", "autoscaling", "ingress"}
+    assert set(values) == {"app", "image", "ports", "agent"} and values["app"] == {"name": "orders-api"}
     assert values["image"] == {"repository": "localhost/apps/orders-api", "tag": "1.2.3"}
     assert values["ports"][0] == {"name": "http", "containerPort": 8080}
     assert set(values["agent"]) == {"readyTimeoutSeconds", "drainSeconds", "stopTimeoutSeconds", "user"}
-    assert values["autoscaling"]["enabled"] is True and values["ingress"]["className"] == "traefik"
+    for env in ("dev", "qa", "prod"):
+        env_values = yaml.safe_load((tmp_path / f"values-{env}.yaml").read_text())
+        assert set(env_values) <= {"app", "replicaCount", "resources", "autoscaling", "ingress"}
+        assert env_values["app"] == {"env": env} and env_values["ingress"]["className"] == "traefik"
     prod = yaml.safe_load((tmp_path / "values-prod.yaml").read_text())
-    assert set(prod) <= {"app", "replicaCount", "resources", "autoscaling", "ingress"} and prod["app"] == {"env": "prod"}
+    assert prod["autoscaling"]["enabled"] is True
 
 
 def test_byte_identical_reruns(tmp_path: Path) -> None:
-    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path / "a"), "-j", "1"]) == 0
-    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path / "b"), "-j", "2"]) == 0
+    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path / "a"), "-j", "1", NOT_BUILT]) == 0
+    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path / "b"), "-j", "2", NOT_BUILT]) == 0
     first, second = read_all(tmp_path / "a"), read_all(tmp_path / "b")
     assert first == second and len(first) >= 12 * 3
 
@@ -56,7 +59,9 @@ def test_batch_reports_and_keeps_going(tmp_path: Path, capsys: pytest.CaptureFix
     (apps / "bad" / "app.yaml").write_text("name: bad\ntype: jar\njava: 17\nartifact: a.jar\nport: 1\n")
     (apps / "java21").mkdir()
     (apps / "java21" / "app.yaml").write_text("name: j21\ntype: jar\njava: 21\nartifact: a.jar\n")
-    code = main([*TREE, "-q", "batch", str(apps), "-o", str(tmp_path / "out")])
+    (apps / "java21" / "conf.d" / "prod").mkdir(parents=True)
+    (apps / "java21" / "conf.d" / "prod" / "a.properties").write_text("a=1\n")
+    code = main([*TREE, "-q", "batch", str(apps), "-o", str(tmp_path / "out"), NOT_BUILT])
     out, err = capsys.readouterr()
     assert code == EXIT_USER_ERROR
     assert out.splitlines()[0] == "batch: 4 specs, 1 generated, 3 failed"
@@ -68,7 +73,7 @@ def test_batch_reports_and_keeps_going(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_examples_all_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path)]) == 0
+    assert main([*TREE, "-q", "batch", str(EXAMPLES), "-o", str(tmp_path), NOT_BUILT]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"batch: {len(list(EXAMPLES.glob('*/app.yaml')))} specs")
     types = {yaml.safe_load(p.read_text())["type"] for p in EXAMPLES.glob("*/app.yaml")}
@@ -79,15 +84,15 @@ def test_examples_all_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_unservable_example_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
     spec = EXAMPLES.parent / "unservable" / "pricing-engine" / "app.yaml"
-    assert main([*TREE, "app", str(spec), "--explain"]) == 0, "--explain alone reports; it does not fail"
+    assert main([*TREE, "app", str(spec), "--explain", NOT_BUILT]) == 0, "--explain alone reports; it does not fail"
     assert "rejected: needs java >= 21 (has 17)" in capsys.readouterr().out
-    assert main([*TREE, "app", str(spec), "-o", "/nonexistent/never-written"]) == EXIT_USER_ERROR
+    assert main([*TREE, "app", str(spec), "-o", "/nonexistent/never-written", NOT_BUILT]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("dockerfile-gen: error: ") and "java >= 21" in err
 
 
 def test_app_needs_output_or_explain(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([*TREE, "app", str(EXAMPLES / "hello-jar" / "app.yaml")]) == EXIT_USER_ERROR
+    assert main([*TREE, "app", str(EXAMPLES / "hello-jar" / "app.yaml"), NOT_BUILT]) == EXIT_USER_ERROR
     assert "-o DIR is required" in capsys.readouterr().err
 
 
@@ -99,8 +104,8 @@ def test_bad_tree_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_stale_env_values_are_removed(tmp_path: Path) -> None:
     (tmp_path / "values-staging.yaml").write_text("old")
-    main([*TREE, "-q", "app", str(EXAMPLES / "hello-war" / "app.yaml"), "-o", str(tmp_path)])
-    assert sorted(p.name for p in tmp_path.glob("values*")) == ["values-prod.yaml", "values.yaml"]
+    main([*TREE, "-q", "app", str(EXAMPLES / "hello-war" / "app.yaml"), "-o", str(tmp_path), NOT_BUILT])
+    assert sorted(p.name for p in tmp_path.glob("values*")) == ["values-prod.yaml", "values-qa.yaml", "values.yaml"]
 
 
 def test_tree_show_and_render(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,13 +143,16 @@ def test_generated_bootstrap_yaml_is_accepted_by_the_agent(tmp_path: Path, app: 
     in every environment the app's conf.d has."""
     from bootstrap import settings
 
-    assert main([*TREE, "-q", "app", str(EXAMPLES / app / "app.yaml"), "-o", str(tmp_path)]) == 0
-    conf = EXAMPLES / app / "conf.d"
-    envs = [d.name for d in conf.iterdir() if d.is_dir() and d.name != "common"] if conf.is_dir() else []
+    assert main([*TREE, "-q", "app", str(EXAMPLES / app / "app.yaml"), "-o", str(tmp_path), NOT_BUILT]) == 0
+    config = yaml.safe_load((EXAMPLES / app / "app.yaml").read_text()).get("config", "conf.d")
+    conf = EXAMPLES / app / config
+    envs = sorted(d.name for d in conf.iterdir() if d.is_dir() and d.name != "common")
+    assert envs and sorted(p.name for p in tmp_path.glob("values-*.yaml")) == [f"values-{env}.yaml" for env in envs]
     home = tmp_path / "home"
-    (home / "conf.d" / "dev").mkdir(parents=True)
-    for env in envs or ["dev"]:
-        environ = {"APP_ENV": env, "APP_HOME": str(home), "BOOTSTRAP_CONFIG": str(tmp_path / "bootstrap.yaml"),
-                   "BOOTSTRAP_CONF_SOURCE": str(conf if envs else home / "conf.d")}
+    home.mkdir()
+    for env in envs:  # APP_ENV as each values file sets it
+        app_env = yaml.safe_load((tmp_path / f"values-{env}.yaml").read_text())["app"]["env"]
+        environ = {"APP_ENV": app_env, "APP_HOME": str(home), "BOOTSTRAP_CONFIG": str(tmp_path / "bootstrap.yaml"),
+                   "BOOTSTRAP_CONF_SOURCE": str(conf)}
         loaded = settings.load(environ)
-        assert loaded.app_name == app and loaded.start
+        assert loaded.app_name == app and loaded.start and loaded.env == env

@@ -9,7 +9,7 @@ import pytest
 
 from dockerfile_gen.cli import main
 from tests.conftest import require
-from tests.gen.conftest import EXAMPLES, IMAGE_TREE
+from tests.gen.conftest import EXAMPLES, IMAGE_TREE, NOT_BUILT
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -28,7 +28,7 @@ def lint(files: list[Path]) -> None:
 
 
 def test_generated_example_dockerfiles(tmp_path: Path) -> None:
-    assert main(["--tree", str(IMAGE_TREE), "-q", "batch", str(EXAMPLES), "-o", str(tmp_path)]) == 0
+    assert main(["--tree", str(IMAGE_TREE), "-q", "batch", str(EXAMPLES), "-o", str(tmp_path), NOT_BUILT]) == 0
     lint(sorted(tmp_path.glob("*/Dockerfile")))
 
 

@@ -10,11 +10,12 @@ from dockerfile_gen.errors import GenError
 from dockerfile_gen.spec import AppSpec, parse_spec
 
 BASE: dict[str, Any] = {"name": "orders", "type": "jar", "java": 17, "artifact": "app.jar"}
+CONFIG = ("common/app.properties", "dev/app.properties", "prod/app.properties", "qa/app.properties")
 
 
 def parse(**changes: Any) -> AppSpec:
     doc = {**BASE, **changes}
-    return parse_spec({k: v for k, v in doc.items() if v is not None}, "apps/orders/app.yaml", "apps/orders", None)
+    return parse_spec({k: v for k, v in doc.items() if v is not None}, "apps/orders/app.yaml", "apps/orders", CONFIG)
 
 
 def error(**changes: Any) -> GenError:
@@ -26,7 +27,8 @@ def error(**changes: Any) -> GenError:
 
 def test_minimal_spec() -> None:
     spec = parse()
-    assert (spec.name, spec.type, spec.java, spec.artifact, spec.ports, spec.config) == ("orders", "jar", 17, "app.jar", (), None)
+    assert (spec.name, spec.type, spec.java, spec.artifact, spec.ports, spec.config) == ("orders", "jar", 17, "app.jar", (), "conf.d")
+    assert spec.envs == ("dev", "prod", "qa")
 
 
 def test_unknown_key_names_file_and_key() -> None:
@@ -63,19 +65,24 @@ def test_unknown_key_names_file_and_key() -> None:
         ({"labels": {"Team": "x"}}, "labels.Team"),
         ({"labels": {"org.opencontainers.image.base.name": "x"}}, "labels.org.opencontainers.image.base.name"),
         ({"labels": {"team": "a\nb"}}, "labels.team"),
-        ({"resources": {"requests": {"cpu": "lots"}}}, "resources.requests.cpu"),
         ({"resources": {"request": {}}}, "resources.request"),
-        ({"replicas": 0}, "replicas"),
+        ({"resources": {}}, "resources"),
+        ({"replicas": -1}, "replicas"),
         ({"replicas": True}, "replicas"),
         ({"autoscaling": {"min": 3, "max": 2, "cpu": 50}}, "autoscaling.max"),
         ({"autoscaling": {"min": 1, "max": 2}}, "autoscaling"),
-        ({"autoscaling": {"min": 1, "max": 2, "cpu": 50}}, "autoscaling.cpu"),
+        ({"autoscaling": {"min": 1, "max": 2, "cpu": 0}}, "autoscaling.cpu"),
+        ({"autoscaling": False}, "autoscaling"),
+        ({"replicas": 2, "autoscaling": {"min": 1, "max": 2, "cpu": 50}}, "replicas"),
+        ({"exit_remap": "143"}, "exit_remap"),
+        ({"exit_remap": "143=256"}, "exit_remap"),
+        ({"env_overrides": {"staging": {}}}, "env_overrides.staging"),
         ({"ingress": {"path": "/"}}, "ingress.host"),
         ({"ingress": [{"host": "a.example.com", "path": "api"}]}, "ingress[0].path"),
         ({"ingress": {"host": "a b"}}, "ingress.host"),
         ({"env_overrides": {"qa": {"ports": [1]}}}, "env_overrides.qa.ports"),
         ({"env_overrides": {"prod": {}, "production": {}}}, "env_overrides.production"),
-        ({"env_overrides": {"qa": {"replicas": 0}}}, "env_overrides.qa.replicas"),
+        ({"env_overrides": {"qa": {"replicas": -1}}}, "env_overrides.qa.replicas"),
         ({"ready": {"tcp": "host:port"}}, "ready.tcp"),
         ({"ready": {"http": "ftp://x"}}, "ready.http"),
         ({"ready": {"log": "/app/logs/a.log"}}, "ready.pattern"),
@@ -132,7 +139,7 @@ def test_packages_sorted_and_deduplicated() -> None:
 
 def test_env_override_aliases_normalise() -> None:
     spec = parse(env_overrides={"PRODUCTION": {"replicas": 2}, "development": {"replicas": 1}})
-    assert [env for env, _ in spec.env_overrides] == ["dev", "prod"]
+    assert [(env, raw) for env, raw, _ in spec.env_overrides] == [("dev", "development"), ("prod", "PRODUCTION")]
 
 
 def test_ready_values() -> None:
@@ -148,6 +155,12 @@ def test_quantities_accept_numbers_and_strings() -> None:
 def test_config_dir_defaults_to_conf_d(write_spec: Callable[..., AppSpec]) -> None:
     spec = write_spec(dict(BASE), conf={"common/a.properties": "a=1", "qa/tomcat/server.xml": "<Server/>"})
     assert spec.config == "conf.d" and spec.config_files == ("common/a.properties", "qa/tomcat/server.xml")
+    assert spec.envs == ("qa",)
+
+
+def test_environment_directories_that_alias_each_other_are_refused(write_spec: Callable[..., AppSpec]) -> None:
+    with pytest.raises(GenError, match=r"config: conf.d/prod/ and conf.d/production/ name the same environment"):
+        write_spec(dict(BASE), conf={"prod/a": "", "production/a": ""})
 
 
 def test_missing_config_dir_is_an_error(write_spec: Callable[..., AppSpec]) -> None:
