@@ -29,6 +29,7 @@ _SPEC_KEYS = {
     ("autoscaling", "targetCPUUtilizationPercentage"): "autoscaling.cpu",
     ("autoscaling", "targetMemoryUtilizationPercentage"): "autoscaling.memory",
     ("app", "env"): "config",
+    ("agent", "readyTimeoutSeconds"): "ready.timeout",
 }
 _DEPLOY_KEYS = {"replicaCount": "replicas", "resources": "resources", "autoscaling": "autoscaling", "ingress": "ingress"}
 
@@ -70,6 +71,7 @@ def check(spec: AppSpec, env: str, prefix: str, written: frozenset[str], layers:
     description = error.schema.get("description") if isinstance(error.schema, Mapping) else None
     if description:
         detail += f" ({description})"
+    path_key: tuple[str, ...]
     if error.schema_path and error.schema_path[0] == "allOf":
         rule = validator.schema["allOf"][error.schema_path[1]]
         target = next(iter(rule["if"]["properties"]["autoscaling"]["properties"].keys() - {"enabled"}))

@@ -7,29 +7,25 @@ instruction), quoting handles the rest.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
+from bootstrap.errors import SettingError
+from bootstrap.settings import parse_app_name, parse_user
 from dockerfile_gen.errors import GenError
 
-APP_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
+T = TypeVar("T")
 IMAGE_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
 PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
-USER_IDS = re.compile(r"[0-9]{1,10}(:[0-9]{1,10})?")
 # Relative build-context paths: no shell or Dockerfile metacharacters, no whitespace.
 REL_PATH = re.compile(r"[A-Za-z0-9_@+=,.-][A-Za-z0-9_@+=,./-]*")
-ABS_PATH = re.compile(r"/[A-Za-z0-9_@+=,./-]*")
 # JVM options end up unquoted in `exec java $JAVA_OPTS …`, so globbing and splitting
 # characters are refused along with the usual shell metacharacters.
 JVM_OPTION = re.compile(r"-[A-Za-z0-9_@+=,.:/%-]*")
 LABEL_KEY = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Kubernetes quantities (resource.Quantity): plain or decimal numbers with an SI or binary suffix.
-QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
 HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
-HTTP_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/%?&=+-]*)?")
 VERSION_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SHELL_META = re.compile(r"[;&|$`\\\"'<>(){}\[\]*?!~#\s]")
@@ -109,20 +105,24 @@ def rel_path(value: Any, where: str, key: str) -> str:
     return text.rstrip("/") or "."
 
 
-def abs_path(value: Any, where: str, key: str) -> str:
-    text = matching(value, ABS_PATH, "an absolute path made of letters, digits and _@+=,.-/", where, key)
-    if ".." in text.split("/"):
-        fail(where, key, f"{text!r} must not contain '..'")
-    return text
+def agent_rule(parse: Callable[[Any, str], T], value: Any, where: str, key: str) -> T:
+    """A value the agent reads too, checked by the agent's own parser (bootstrap.settings), so the
+    generator never writes what the agent would refuse at start. Control characters are refused
+    first: they would end a Dockerfile line."""
+    if isinstance(value, str):
+        string(value, where, key)
+    try:
+        return parse(value, key)
+    except SettingError as exc:
+        fail(where, exc.field, f"{value!r} is invalid: {exc.reason}" if exc.field == key else exc.reason)
+
+
+def app_name(value: Any, where: str, key: str) -> str:
+    return agent_rule(parse_app_name, value, where, key)
 
 
 def user(value: Any, where: str, key: str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    text = string(value, where, key)
-    if not (USER_NAME.fullmatch(text) or USER_IDS.fullmatch(text)):
-        fail(where, key, f"{text!r} is not a user name (^[a-z_][a-z0-9_-]{{0,31}}$) or uid[:gid]")
-    return text
+    return agent_rule(parse_user, value, where, key)
 
 
 def jvm_option(value: Any, where: str, key: str) -> str:
@@ -140,19 +140,6 @@ def jvm_option(value: Any, where: str, key: str) -> str:
 def shell_word(value: Any, where: str, key: str) -> str:
     """A word of an exec-form command. It is quoted when rendered; only what quoting cannot fix is refused."""
     return string(value, where, key)
-
-
-def quantity(value: Any, where: str, key: str) -> str | int:
-    if isinstance(value, bool):
-        fail(where, key, f"{value!r} is not a Kubernetes quantity")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            fail(where, key, f"{value!r} must not be negative")
-        return value if isinstance(value, int) else str(value)
-    text = string(value, where, key)
-    if not QUANTITY.fullmatch(text):
-        fail(where, key, f"{text!r} is not a Kubernetes quantity (e.g. 500m, 1, 512Mi, 2Gi)")
-    return text
 
 
 def label_value(value: Any, where: str, key: str) -> str:

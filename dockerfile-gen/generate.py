@@ -47,16 +47,17 @@ def generate(spec: AppSpec, tree: Tree, options: Options) -> Generated:
     # Without --tag the tag names the build recipe, so it changes exactly when the recipe does.
     tag = options.tag or "g" + hashlib.sha256((dockerfile + settings_text).encode()).hexdigest()[:12]
     shared = shared_values(spec, settings, render.app_ports(spec), f"{options.app_prefix}/{spec.name}", tag)
+    per_env = {}
+    for env in spec.envs:  # every environment, overridden or not: none may fall back to a default
+        deploy, prefix, written = spec.deploy_for(env)
+        per_env[env] = env_values(env, deploy)
+        chartcheck.check(spec, env, prefix, written, [shared, per_env[env]])
     files = {
         "Dockerfile": dockerfile,
         "bootstrap.yaml": settings_text,
         "values.yaml": yamlout.dump(shared, VALUES_HEADER + USAGE),
     }
-    for env in spec.envs:  # every environment, overridden or not: none may fall back to a default
-        deploy, prefix, written = spec.deploy_for(env)
-        values = env_values(env, deploy)
-        chartcheck.check(spec, env, prefix, written, [shared, values])
-        files[f"values-{env}.yaml"] = yamlout.dump(values, VALUES_HEADER)
+    files.update({f"values-{env}.yaml": yamlout.dump(values, VALUES_HEADER) for env, values in per_env.items()})
     return Generated(spec=spec, choice=choice, files=files)
 
 

@@ -82,13 +82,18 @@ def ready_settings(spec: AppSpec) -> dict[str, Any]:
         for key in ("tcp", "http", "log", "pattern", "cmd"):
             value = getattr(ready, key)
             if value is not None:
-                out[key] = int(value) if key == "tcp" and value.isdigit() else value
+                out[key] = int(value) if key == "tcp" and isinstance(value, str) and value.isdigit() else value
     elif app_ports(spec):
         out["tcp"] = app_ports(spec)[0]  # listening on the main port is the least a service must do
-    out["timeout"] = ready.timeout
+    out["timeout"] = _number(ready.timeout)
     if ready.period is not None:
-        out["period"] = ready.period
+        out["period"] = _number(ready.period)
     return out
+
+
+def _number(seconds: float) -> float | int:
+    """Whole seconds as an int (the chart's agent.*Seconds values are integers)."""
+    return int(seconds) if float(seconds).is_integer() else seconds
 
 
 def render_bootstrap_yaml(settings: Mapping[str, Any]) -> str:

@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from bootstrap.errors import BootstrapError
-from bootstrap.settings import ENV_ALIASES, parse_exit_remap
+from bootstrap import settings
 from dockerfile_gen import checks
 from dockerfile_gen.errors import GenError
 
@@ -24,9 +23,7 @@ KEYS = frozenset(
     "name type java artifact start ports config ready packages user jvm_options labels exit_remap "
     "resources replicas autoscaling ingress env_overrides".split()
 )
-READY_KEYS = frozenset("tcp http log pattern cmd timeout period".split())
 OVERRIDE_KEYS = frozenset("replicas resources autoscaling ingress".split())
-DEFAULT_READY_TIMEOUT = 300
 # Labels the generator owns: an app may not point its image at another base.
 RESERVED_LABEL_PREFIX = "org.opencontainers.image.base."
 
@@ -38,13 +35,15 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
 
 @dataclass(frozen=True)
 class Ready:
-    tcp: str | None = None
+    """`ready:` as written (validated by the agent's parse_ready), for bootstrap.yaml."""
+
+    tcp: str | int | None = None
     http: str | None = None
     log: str | None = None
     pattern: str | None = None
     cmd: str | None = None
-    timeout: int = DEFAULT_READY_TIMEOUT
-    period: int | None = None
+    timeout: float = settings.DEFAULT_READY_TIMEOUT
+    period: float | None = None  # None: the agent's default
 
     @property
     def any_check(self) -> bool:
@@ -159,7 +158,7 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
     for required in ("name", "type"):
         if required not in doc:
             checks.fail(path, required, "is required")
-    name = checks.matching(doc["name"], checks.APP_NAME, "a valid app name (^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$)", path, "name")
+    name = checks.app_name(doc["name"], path, "name")
     kind = doc["type"]
     if kind not in TYPES:
         checks.fail(path, "type", f"{kind!r} is not one of {' | '.join(TYPES)}")
@@ -237,17 +236,13 @@ def _environments(config: str, files: tuple[str, ...], path: str) -> tuple[str, 
     return tuple(envs)
 
 
-def _canonical_env(name: str) -> str:
-    return ENV_ALIASES.get(name.lower(), name.lower())
+_canonical_env = settings.canonical_env
 
 
 def _exit_remap(value: Any, path: str) -> tuple[tuple[int, int], ...]:
     if value is None or value == "" or value == {}:
-        return ()
-    try:
-        return parse_exit_remap(value, "exit_remap")
-    except BootstrapError as exc:
-        checks.fail(path, "exit_remap", str(exc))
+        return ()  # explicitly none, also for a JVM type
+    return checks.agent_rule(settings.parse_exit_remap, value, path, "exit_remap")
 
 
 def _one_line(exc: Exception) -> str:
@@ -328,40 +323,24 @@ def _packages(value: Any, path: str) -> tuple[str, ...]:
 
 
 def _ready(value: Any, path: str) -> Ready:
+    """Checked by the agent's own parse_ready: the keys, the formats and the defaults are its."""
     doc = checks.mapping(value, path, "ready")
-    checks.known_keys(doc, READY_KEYS, path, "ready")
+    for key, item in doc.items():
+        for word in item if isinstance(item, list) else [item]:
+            if isinstance(word, str):
+                checks.string(word, path, f"ready.{key}")  # control characters would end a Dockerfile line
+    parsed = checks.agent_rule(settings.parse_ready, doc, path, "ready")
     tcp = doc.get("tcp")
-    if tcp is not None:
-        if isinstance(tcp, int):
-            tcp = str(checks.port(tcp, path, "ready.tcp"))
-        else:
-            tcp = checks.string(tcp, path, "ready.tcp")
-            host, _, port_text = tcp.rpartition(":")
-            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or (host and not checks.HOSTNAME.fullmatch(host)):
-                checks.fail(path, "ready.tcp", f"{tcp!r} is not PORT or HOST:PORT")
-    http = doc.get("http")
-    if http is not None:
-        http = checks.matching(http, checks.HTTP_URL, "an http:// or https:// URL", path, "ready.http")
-    log = doc.get("log")
-    if log is not None:
-        log = checks.abs_path(log, path, "ready.log") if str(log).startswith("/") else checks.rel_path(log, path, "ready.log")
-    pattern = doc.get("pattern")
-    if pattern is not None:
-        pattern = checks.string(pattern, path, "ready.pattern")
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            checks.fail(path, "ready.pattern", f"is not a valid regular expression: {exc}")
-    if (log is None) != (pattern is None):
-        checks.fail(path, "ready.log" if log is None else "ready.pattern", "ready.log and ready.pattern go together")
-    cmd = doc.get("cmd")
-    if cmd is not None:
-        cmd = shlex.join(_start(cmd, path)) if isinstance(cmd, list) else checks.string(cmd, path, "ready.cmd")
-    timeout = checks.integer(doc.get("timeout", DEFAULT_READY_TIMEOUT), path, "ready.timeout", 1, 86400)
-    period = doc.get("period")
-    if period is not None:
-        period = checks.integer(period, path, "ready.period", 0, 86400)
-    return Ready(tcp=tcp, http=http, log=log, pattern=pattern, cmd=cmd, timeout=timeout, period=period)
+    return Ready(
+        tcp=tcp.strip() if isinstance(tcp, str) else tcp,
+        http=parsed.http,
+        log=parsed.log,
+        pattern=parsed.pattern,
+        cmd=shlex.join(parsed.cmd) if isinstance(doc.get("cmd"), list) and parsed.cmd else (
+            doc["cmd"].strip() if parsed.cmd else None),
+        timeout=parsed.timeout,
+        period=parsed.period if doc.get("period") is not None else None,
+    )
 
 
 def _labels(value: Any, path: str) -> tuple[tuple[str, str], ...]:
@@ -378,7 +357,7 @@ def _labels(value: Any, path: str) -> tuple[tuple[str, str], ...]:
 
 
 def _deploy(doc: Mapping[str, Any], path: str, prefix: str) -> Deploy:
-    """Ranges and quantity formats are the chart's (values.schema.json, checked in values.py)."""
+    """Ranges and quantity formats are the chart's (values.schema.json, checked in chartcheck.py)."""
     replicas = doc.get("replicas")
     if replicas is not None:
         replicas = checks.integer(replicas, path, f"{prefix}replicas", 0)

@@ -190,3 +190,12 @@ def test_artifact_that_is_a_directory_is_refused(tmp_path: Path, capsys: pytest.
     directory = app_dir(tmp_path, artifact=False)
     (directory / "orders.jar").mkdir()
     assert ": artifact: " in refused(directory, capsys, "--allow-missing-artifact")
+
+
+@pytest.mark.parametrize("timeout", [0, 2.5])
+def test_a_ready_timeout_the_chart_cannot_carry_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          timeout: float) -> None:
+    """The agent takes any seconds >= 0; the chart exports agent.readyTimeoutSeconds (whole seconds
+    >= 1) as BOOTSTRAP_READY_TIMEOUT, which would override bootstrap.yaml: refused, not rounded."""
+    err = refused(app_dir(tmp_path, {"ready": {"tcp": 8080, "timeout": timeout}}), capsys)
+    assert ": ready.timeout: " in err

@@ -87,7 +87,7 @@ def test_unknown_key_names_file_and_key() -> None:
         ({"ready": {"http": "ftp://x"}}, "ready.http"),
         ({"ready": {"log": "/app/logs/a.log"}}, "ready.pattern"),
         ({"ready": {"log": "/a", "pattern": "("}}, "ready.pattern"),
-        ({"ready": {"timeout": 0}}, "ready.timeout"),
+        ({"ready": {"timeout": -1}}, "ready.timeout"),
         ({"ready": {"tcpp": 1}}, "ready.tcpp"),
         ({"config": "../conf"}, "config"),
     ],
