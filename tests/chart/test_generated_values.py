@@ -1,5 +1,7 @@
-"""`dockerfile-gen app` output renders through the chart: its values pass the schema, every check
-and strict validation, alone and with each values-<env>.yaml layered on top (as `helm -f -f`)."""
+"""`dockerfile-gen app` output renders through the chart: values.yaml with each values-<env>.yaml
+layered on top (as `helm -f -f`) passes the schema, every check and strict validation of every
+object; values.yaml alone is refused (it has no app.env). tests/chart/test_seams.py checks what the
+rendered objects say against the spec."""
 from __future__ import annotations
 
 import subprocess
@@ -22,12 +24,12 @@ java: 17
 artifact: orders.jar
 ports: [8080, 9090]
 ready: {tcp: 8080, timeout: 180}
-replicas: 3
 resources: {requests: {cpu: 500m, memory: 768Mi}, limits: {cpu: "2", memory: 1536Mi}}
 autoscaling: {min: 3, max: 12, cpu: 70, memory: 80}
 ingress: {host: orders.example.com, path: /}
 env_overrides:
-  prod: {replicas: 4, autoscaling: {min: 4, max: 20, cpu: 60, memory: 80}}
+  prod: {autoscaling: {min: 4, max: 20, cpu: 60, memory: 80}}
+  qa: {autoscaling: false, replicas: 1}
 """
 
 
@@ -43,6 +45,9 @@ def test_generated_values_render_and_validate(tmp_path: Path) -> None:
     generator = Path(sys.executable).parent / "dockerfile-gen"
     require(generator.exists(), "dockerfile-gen is not installed in the venv (scripts/install-deps.sh)")
     (tmp_path / "orders").mkdir()
+    for env in ("common", "qa", "prod"):
+        (tmp_path / "orders" / "conf.d" / env).mkdir(parents=True)
+        (tmp_path / "orders" / "conf.d" / env / "application.properties").write_text(f"env={env}\n")
     (tmp_path / "orders" / "app.yaml").write_text(SPEC)
     (tmp_path / "orders" / "orders.jar").write_bytes(b"")
     out = tmp_path / "out"
@@ -51,9 +56,10 @@ def test_generated_values_render_and_validate(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
     base = chartlib.load_values(out / "values.yaml")
-    layers = {"values.yaml": base}
-    layers |= {p.name: merged(base, chartlib.load_values(p)) for p in sorted(out.glob("values-*.yaml"))}
-    assert "values-prod.yaml" in layers
+    layers = {p.name: merged(base, chartlib.load_values(p)) for p in sorted(out.glob("values-*.yaml"))}
+    assert sorted(layers) == ["values-prod.yaml", "values-qa.yaml"]
+    for path in out.glob("values*.yaml"):
+        assert chartlib.yamllint_problems(path.read_text(), chartlib.YAMLLINT_VALUES_CONFIG) == [], path.name
     for name, values in layers.items():
         rendered = chartlib.render(MICROSERVICE, values)
         for obj in rendered.objects:
@@ -65,3 +71,5 @@ def test_generated_values_render_and_validate(tmp_path: Path) -> None:
     prod = chartlib.render(MICROSERVICE, layers["values-prod.yaml"])
     assert prod.env["APP_ENV"] == "prod"
     assert prod.one("HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 20
+    qa = chartlib.render(MICROSERVICE, layers["values-qa.yaml"])
+    assert qa.env["APP_ENV"] == "qa" and not qa.has("HorizontalPodAutoscaler") and qa.one("Deployment")["spec"]["replicas"] == 1
