@@ -199,3 +199,24 @@ def test_a_ready_timeout_the_chart_cannot_carry_is_refused(tmp_path: Path, capsy
     >= 1) as BOOTSTRAP_READY_TIMEOUT, which would override bootstrap.yaml: refused, not rounded."""
     err = refused(app_dir(tmp_path, {"ready": {"tcp": 8080, "timeout": timeout}}), capsys)
     assert ": ready.timeout: " in err
+
+
+def test_the_wheel_carries_the_charts_schema_not_a_copy(tmp_path: Path) -> None:
+    """The generator reads helm/microservice/values.schema.json through the `chart` symlink; the
+    wheel must carry the file itself, byte for byte."""
+    import shutil
+    import zipfile
+
+    from dockerfile_gen.build import build_wheel
+    from tests.gen.conftest import REPO
+
+    source = tmp_path / "src"  # a copy: building leaves build/ and *.egg-info behind
+    source.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for name in ("bootstrap", "dockerfile-gen", "helm"):
+        shutil.copytree(REPO / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "wheel").mkdir()
+    with zipfile.ZipFile(build_wheel(str(source), str(tmp_path / "wheel"))) as wheel:
+        for name in ("values.schema.json", "values.yaml"):
+            assert wheel.read(f"dockerfile_gen/chart/{name}") == (REPO / "helm" / "microservice" / name).read_bytes()
