@@ -228,15 +228,12 @@ def _environments(config: str, files: tuple[str, ...], path: str) -> tuple[str, 
                     "to start without it")
     seen: dict[str, str] = {}
     for env in envs:
-        canonical = _canonical_env(env)
+        canonical = settings.canonical_env(env)
         if canonical in seen:
-            checks.fail(path, "config", f"{config}/{seen[canonical]}/ and {config}/{env}/ name the same environment, "
-                        "so the agent would refuse both: keep one")
+            checks.fail(path, "config", f"{config}/{seen[canonical]}/ and {config}/{env}/ name the same environment "
+                        "(the agent's aliases), so an override or an aliased APP_ENV could mean either: keep one")
         seen[canonical] = env
     return tuple(envs)
-
-
-_canonical_env = settings.canonical_env
 
 
 def _exit_remap(value: Any, path: str) -> tuple[tuple[int, int], ...]:
@@ -429,11 +426,11 @@ def _env_overrides(value: Any, envs: tuple[str, ...], path: str) -> tuple[tuple[
     if value is None:
         return ()
     doc = checks.mapping(value, path, "env_overrides")
-    by_canonical = {_canonical_env(env): env for env in envs}
+    by_canonical = {settings.canonical_env(env): env for env in envs}
     seen: dict[str, str] = {}
     out = []
     for raw in sorted(doc):
-        env = by_canonical.get(_canonical_env(raw))
+        env = by_canonical.get(settings.canonical_env(raw))
         if env is None:
             checks.fail(path, f"env_overrides.{raw}", f"names no environment directory (have: {', '.join(envs)}): "
                         "pods with this APP_ENV would exit 78 at start; add the directory or fix the name")
