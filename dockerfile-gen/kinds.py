@@ -8,8 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-APP_HOME = "/app"
-CONF_DIR = f"{APP_HOME}/conf"  # where bootstrap links the active environment's config
+from bootstrap import settings
+
+# The image layout is the agent's default one, so the image needs no settings to find it.
+APP_HOME: str = settings.setting_row("app_home").default
+CONF_SOURCE = f"{APP_HOME}/{settings.setting_row('conf_source').default}"  # where conf.d/ is copied
+CONF_DIR = f"{APP_HOME}/{settings.setting_row('conf_target').default}"  # where the agent links the active env
 DEFAULT_USER = "app"
 
 

@@ -12,14 +12,14 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bootstrap.settings import DEFAULT_CONFIG as BOOTSTRAP_CONFIG
 from dockerfile_gen.choose import Candidate, app_user
-from dockerfile_gen.kinds import APP_HOME, KINDS
+from dockerfile_gen.kinds import APP_HOME, CONF_SOURCE, KINDS
 from dockerfile_gen.spec import AppSpec
 from dockerfile_gen.tree import ResolvedImage, Tree
 
 LABEL_NS = "io.k8s-java-bootstrap"
 HASH_LABEL = f"{LABEL_NS}.tree-hash"
-BOOTSTRAP_CONFIG = "/etc/bootstrap/bootstrap.yaml"
 WHEEL_DIR = "bootstrap-wheel"  # in the root image's build context
 ENTRYPOINT = ("bootstrap", "run", "--")
 CONT = " \\\n    "
@@ -122,7 +122,7 @@ def render_app_dockerfile(spec: AppSpec, cand: Candidate, base_ref: str, setting
         "# hadolint ignore=SC2016",
         f"RUN mkdir -p /etc/bootstrap{CONT}&& printf '%s\\n'{CONT}{words}{CONT}> {BOOTSTRAP_CONFIG}",
     ]
-    lines.append(f"COPY {spec.config}/ {APP_HOME}/conf.d/")
+    lines.append(f"COPY {spec.config}/ {CONF_SOURCE}/")
     if spec.artifact is not None:
         lines.append(f"COPY {spec.artifact} {kind.artifact_target(spec.name, spec.artifact, servlet)}")
     lines.append(f"WORKDIR {APP_HOME}")

@@ -221,7 +221,7 @@ def _check_replicas(entry: Deploy, base: Deploy, path: str, prefix: str) -> None
 
 def _environments(config: str, files: tuple[str, ...], path: str) -> tuple[str, ...]:
     """The environment directories under config: the agent refuses to start without conf.d/<APP_ENV>/."""
-    envs = sorted({f.split("/", 1)[0] for f in files if "/" in f and f.split("/", 1)[0].lower() != "common"})
+    envs = sorted({f.split("/", 1)[0] for f in files if "/" in f and f.split("/", 1)[0].lower() != settings.COMMON_DIR})
     if not envs:
         checks.fail(path, "config", f"{config}/ has no environment directory: add {config}/common/ and one directory "
                     "per environment (dev/, qa/, prod/ …), since the agent links conf.d/<APP_ENV>/ at start and refuses "
