@@ -86,11 +86,19 @@ def check(spec: AppSpec, env: str, prefix: str, written: frozenset[str], layers:
             try:
                 validate_rule(values)
             except fastjsonschema.JsonSchemaValueException as exc:
-                target = next(iter(rule["if"]["properties"]["autoscaling"]["properties"].keys() - {"enabled"}))
-                raise _error(spec, env, prefix, written, ("autoscaling", target),
-                             f"{'.'.join(_path(exc)) or 'the values'} {_detail(exc)}: {rule['$comment']}") from None
+                where = ".".join(_path(exc)) or "the values"
+                reason = f": {rule['$comment']}" if rule.get("$comment") else ""
+                raise _error(spec, env, prefix, written, _rule_key(rule) or _path(exc),
+                             f"{where} {_detail(exc)}{reason}") from None
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _error(spec, env, prefix, written, _path(exc), _detail(exc)) from None
+
+
+def _rule_key(rule: Mapping[str, Any]) -> tuple[str, ...]:
+    """The values key a cross-field rule is about: the autoscaling target its `if` tests."""
+    tested = rule.get("if", {}).get("properties", {}).get("autoscaling", {}).get("properties", {})
+    targets = sorted(set(tested) - {"enabled"})
+    return ("autoscaling", targets[0]) if targets else ()
 
 
 def _path(exc: fastjsonschema.JsonSchemaValueException) -> tuple[str, ...]:
