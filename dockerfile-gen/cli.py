@@ -7,10 +7,11 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from typing import NoReturn
 
 from dockerfile_gen import build, graph, render, replicate, replication_config
 from dockerfile_gen.choose import explain
-from dockerfile_gen.errors import EXIT_INCOMPLETE, EXIT_UNAVAILABLE, EXIT_USER_ERROR, GenError
+from dockerfile_gen.errors import EXIT_INCOMPLETE, EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_USER_ERROR, GenError
 from dockerfile_gen.generate import Options, batch, generate, write_outputs
 from dockerfile_gen.spec import load_spec
 from dockerfile_gen.tree import Tree, load_tree
@@ -20,8 +21,17 @@ log = logging.getLogger("dockerfile_gen")
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one `dockerfile-gen: error:` line and EXIT_USAGE, like
+    every other error, instead of a usage block and exit 2. Subcommand parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        line = f"dockerfile-gen: error: {self.prog}: {message}; see '{self.prog} --help'"
+        self.exit(EXIT_USAGE, " ".join(line.split()) + "\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dockerfile-gen", description="Base-image tree and Dockerfile generator.")
+    parser = _Parser(prog="dockerfile-gen", description="Base-image tree and Dockerfile generator.")
     parser.add_argument("--tree", help="the image tree directory (default: ./image-tree, else the checkout's)")
     parser.add_argument("--base-prefix", default="localhost/base", help="base images are PREFIX/NAME:VERSION (default %(default)s)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")

@@ -1,6 +1,7 @@
 """The one user-facing error type. `cli` turns it into one `dockerfile-gen: error:` line and one exit code."""
 from __future__ import annotations
 
+EXIT_USAGE = 64  # sysexits.h EX_USAGE: the command line itself is wrong (unknown option, missing argument)
 EXIT_USER_ERROR = 65  # sysexits.h EX_DATAERR: a spec, a tree file or an option is wrong
 EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: a service needed for the whole job (the master registry) does not answer
 EXIT_INCOMPLETE = 75  # sysexits.h EX_TEMPFAIL: part of the job is left (a replica was down); running again finishes it

@@ -156,3 +156,20 @@ def test_generated_bootstrap_yaml_is_accepted_by_the_agent(tmp_path: Path, app: 
                    "BOOTSTRAP_CONF_SOURCE": str(conf)}
         loaded = settings.load(environ)
         assert loaded.app_name == app and loaded.start and loaded.env == env
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["app", "spec.yaml", "--bogus"], ["unrecognized", "--bogus"]),
+    (["app"], ["dockerfile-gen app", "spec"]),
+    ([], ["command"]),
+    (["tree", "bogus\nforged line"], ["dockerfile-gen tree", "bogus"]),
+    (["batch", "apps", "-o", "out", "-j", "many"], ["-j", "many"]),
+])
+def test_a_bad_command_line_is_one_line_and_exit_64(argv: list[str], names: list[str],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*TREE, *argv])
+    assert exited.value.code == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dockerfile-gen: error: ") and "--help" in err, err
+    assert all(name in err for name in names), err
