@@ -29,20 +29,22 @@ def _command_args(args: list[str]) -> list[str]:
 
 
 def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
+    from bootstrap import jvm
     from bootstrap import settings as settings_mod
     from bootstrap.setup import apply_plan, make_plan
     from bootstrap.supervisor import launch
 
     settings = settings_mod.load(environ)
     command = settings_mod.require_command(settings, _command_args(args))
-    plan = make_plan(settings)
+    plan = make_plan(settings, command, environ)
     phases = apply_plan(plan)
-    return launch(settings, plan, command, dict(environ), phases)
+    return launch(settings, plan, command, jvm.environment(plan.jvm, environ), phases)
 
 
 def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
     import json
 
+    from bootstrap import jvm
     from bootstrap import settings as settings_mod
     from bootstrap.setup import make_plan
 
@@ -53,8 +55,8 @@ def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
         raise UsageError(f"unknown option {after[0]!r} for plan; use 'bootstrap plan [--json] [--] [CMD...]'")
     rest = _command_args(after)
     settings = settings_mod.load(environ)
-    plan = make_plan(settings)
     command = list(rest or settings.start)
+    plan = make_plan(settings, tuple(command), environ)
     if as_json:
         doc = {
             "app": settings.app_name,
@@ -67,6 +69,7 @@ def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
             "command": command,
             "config_file": settings.config_file,
             "actions": [a.as_dict() for a in plan.actions],
+            "jvm": jvm.as_dict(plan.jvm) if plan.jvm else None,
         }
         sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return 0
@@ -74,6 +77,7 @@ def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
              f"log dir {plan.log_dir}",
              f"command {' '.join(command) if command else '(none: set start: or pass one)'}"]
     lines += [a.describe() for a in plan.actions] or ["nothing to change"]
+    lines += jvm.describe(plan.jvm) if plan.jvm else []
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

@@ -3,8 +3,9 @@ and keeps how long each phase took, for the agent's metrics."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
-from bootstrap import actions, configs, logdirs, users
+from bootstrap import actions, cgroups, configs, jvm, log, logdirs, users
 from bootstrap.actions import Action, Planner
 from bootstrap.record import frozen
 from bootstrap.settings import Settings
@@ -17,13 +18,14 @@ class SetupPlan:
     log_dir: str
     user: users.User | None
     plan_seconds: tuple[tuple[str, float], ...] = ()
+    jvm: jvm.JvmPlan | None = None  # JVM flags for the app's JAVA_TOOL_OPTIONS, and the cgroup's limits
 
     @property
     def actions(self) -> tuple[Action, ...]:
         return tuple(action for _, step in self.steps for action in step)
 
 
-def make_plan(settings: Settings) -> SetupPlan:
+def make_plan(settings: Settings, command: tuple[str, ...] = (), environ: Mapping[str, str] | None = None) -> SetupPlan:
     user = users.resolve(settings.user) if settings.user else None
     began = time.monotonic()
     config = Planner()
@@ -33,8 +35,12 @@ def make_plan(settings: Settings) -> SetupPlan:
     logs = Planner()
     place = logdirs.plan(settings, logs, settings.pod_ip or detect_ip(),
                          (user.uid, user.gid) if user else None)
+    logged = time.monotonic()
+    java = jvm.make_plan(settings.jvm, cgroups.read_limits(), place.directory, settings.log_root,
+                         environ or {}, command)
     return SetupPlan((("config", tuple(config.actions)), ("logs", tuple(logs.actions))), place.ip,
-                     place.directory, user, (("config", planned - began), ("logs", time.monotonic() - planned)))
+                     place.directory, user, (("config", planned - began), ("logs", logged - planned),
+                                             ("jvm", time.monotonic() - logged)), java)
 
 
 def detect_ip() -> str:
@@ -50,4 +56,8 @@ def apply_plan(plan: SetupPlan) -> dict[str, float]:
         began = time.monotonic()
         actions.apply(step)
         seconds[phase] = seconds.get(phase, 0.0) + time.monotonic() - began
+    began = time.monotonic()
+    for failure in jvm.apply(plan.jvm):  # old heap dumps: a failed removal must not stop the app
+        log.warning(f"cannot remove an old JVM file {failure}")
+    seconds["jvm"] = seconds.get("jvm", 0.0) + time.monotonic() - began
     return seconds

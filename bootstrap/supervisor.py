@@ -196,9 +196,15 @@ class Supervisor:
         detail = f"{cause}, exit code {raw}" + (f" (remapped to {code})" if code != raw else "")
         if self.app_code < 0:
             detail += f", killed by {signal_name(-self.app_code)}"
-        status.write(self.settings.run_dir, "exited", exit_code=code, raw_exit_code=raw, cause=cause, detail=detail)
+        from bootstrap import forensics  # only now: the evidence the app left (OOM, crash, dumps)
+
+        found = forensics.examine(self.plan.jvm, self.app_code, cause)
+        if forensics.summary(found):
+            detail += f": {forensics.summary(found)}"
+        status.write(self.settings.run_dir, "exited", exit_code=code, raw_exit_code=raw, cause=cause, detail=detail,
+                     reason=found["reason"])
         logdirs.append_record(self.plan.log_dir, self.settings, self.plan.ip, "exit", self.app,
-                              exit_code=code, raw_exit_code=raw, cause=cause)
+                              exit_code=code, raw_exit_code=raw, cause=cause, **found)
         write_termination_log(self.settings.termination_log, f"{self.settings.app_name}: {detail}\n")
         log.info(f"app {detail}")
         if self.http is not None:
