@@ -17,6 +17,7 @@ test: deps
 bench: deps
 	$(PY) bench/run.py
 	$(PY) bench/replication.py
+	$(PY) bench/jvm_memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

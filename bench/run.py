@@ -763,7 +763,11 @@ def main() -> int:
         if min(args.runs, args.slow_runs) < 30:
             log("fewer than 30 runs: not writing docs/benchmarks.md")
         else:
-            (ROOT / "docs" / "benchmarks.md").write_text(md)
+            doc = ROOT / "docs" / "benchmarks.md"
+            previous = doc.read_text() if doc.exists() else ""
+            jvm_section = re.search(r"<!-- jvm-memory:begin -->.*?<!-- jvm-memory:end -->", previous, re.S)
+            # bench/jvm_memory.py owns that section; keep it until it rewrites it
+            doc.write_text(md + ("\n" + jvm_section.group(0) + "\n" if jvm_section else ""))
             log("wrote docs/benchmarks.md")
     return 0
 

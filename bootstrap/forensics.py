@@ -91,7 +91,7 @@ def summary(found: dict[str, object]) -> str:
     elif reason == "crash":
         text = f"JVM crash, see {found['hs_err']}"
     else:
-        return ""
+        return f"thread dump {found['thread_dump']}" if "thread_dump" in found else ""
     for key, label in (("heap_dump", "heap dump"), ("hs_err", "hs_err"), ("thread_dump", "thread dump")):
         if key in found and not (reason == "crash" and key == "hs_err"):
             text += f", {label} {found[key]}"

@@ -29,12 +29,13 @@ GiB = 1 << 30
 # Budgets per memory limit; bench/jvm_memory.py checks them under real limits (docs/benchmarks.md).
 MIN_SIZED_LIMIT = 256 * MiB  # below this the JVM's own small-memory ergonomics are kept
 DEFAULT_STACK = 1 * MiB  # HotSpot's -Xss on 64-bit Linux
-THREADS_PER_MIB = 1 / 16  # assumed threads: one per 16 MiB of limit, 32 to 200
-MIN_THREADS, MAX_THREADS = 32, 200
-METASPACE = (1 / 16, 64 * MiB, 256 * MiB)  # (share of the limit, floor, cap)
-CODE_CACHE = (1 / 16, 32 * MiB, 240 * MiB)
+THREADS_PER_MIB = 1 / 16  # assumed threads: one per 16 MiB of limit, 16 to 200
+MIN_THREADS, MAX_THREADS = 16, 200
+METASPACE = (1 / 16, 32 * MiB, 256 * MiB)  # (share of the limit, floor, cap)
+CODE_CACHE = (1 / 16, 24 * MiB, 240 * MiB)
 DIRECT = (1 / 32, 8 * MiB, 128 * MiB)
-HEADROOM = (0.03, 48 * MiB, 256 * MiB)  # GC and JIT native memory, malloc arenas, libjvm, the CDS archive
+# GC and JIT native memory, malloc arenas, libjvm and the CDS archive, and the agent itself
+HEADROOM = (0.03, 32 * MiB, 256 * MiB)
 HEAP_DUMP_MARGIN = 64 * MiB  # free space needed beyond the max heap before a dump is allowed
 HEAP_DUMPS_KEPT = 3  # newest heap dumps kept in the log dir, counting the one this run may write
 VM_LOGS_KEPT = 10  # newest jvm-*.log and hs_err-*.log files kept

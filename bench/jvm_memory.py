@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""JVM memory under real cgroup limits (`make bench`): the four workloads of bench/jvm/ at
+256 Mi, 512 Mi, 1 Gi and 2 Gi with `jvm: auto` (the app under `bootstrap run` as PID 1), and the
+heap filler with the JVM's default, -XX:MaxRAMPercentage=75 and a Paketo-style calculation beside it.
+Writes the "JVM memory" section of docs/benchmarks.md (between its markers). Needs root and
+cgroup v1's memory controller; every cgroup it makes is named i12b-jvm-… and removed afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import jvmlab  # noqa: E402
+
+ROOT = jvmlab.ROOT
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- jvm-memory:begin -->", "<!-- jvm-memory:end -->"
+MiB = jvmlab.MiB
+PREFIX = "i12b-jvm"
+
+
+def log(msg: str) -> None:
+    print(f"[jvm-bench] {msg}", file=sys.stderr, flush=True)
+
+
+def outcome(run: jvmlab.Run, agent: bool) -> str:
+    """One cell: how the run ended."""
+    if run.oom_kills:
+        return f"**kernel OOM kill** ({run.oom_kills})"
+    record = run.record
+    if agent and record.get("reason") == "out-of-memory-error":
+        dump = record.get("heap_dump")
+        size = f", dump {Path(str(dump)).stat().st_size // MiB} MiB" if dump and Path(str(dump)).exists() else ", no dump"
+        return f"OutOfMemoryError ({record.get('oom_error')}){size}"
+    if "Terminating due to java.lang.OutOfMemoryError" in run.stderr:
+        return "OutOfMemoryError, exit 3"
+    match = re.search(r"java\.lang\.OutOfMemoryError: ([^\n(]+)", run.stderr)
+    if run.returncode == 0:
+        return "completed"
+    if match:
+        return f"OutOfMemoryError ({match.group(1).strip()[:40]}), exit {run.returncode}"
+    if agent and record:
+        return f"{record.get('reason')}, exit {record.get('raw_exit_code')}"
+    return f"exit {run.returncode}"
+
+
+def pct(part: int | None, whole: int) -> str:
+    return "—" if part is None else f"{part * 100 / whole:.0f}%"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limits", nargs="*", default=list(jvmlab.LIMITS), help="subset of: " + ", ".join(jvmlab.LIMITS))
+    parser.add_argument("--no-docs", action="store_true", help="print only; do not touch docs/benchmarks.md")
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not jvmlab.MEMORY_ROOT.is_dir() or not jvmlab.javac():
+        log("error: needs root, cgroup v1 memory at /sys/fs/cgroup/memory and javac (make deps)")
+        return 1
+    began = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="i12b-jvm-bench-"))
+    try:
+        classes = jvmlab.compile_workloads(work / "classes")
+        heap_rows, matrix_rows, percent_rows, killed_under_auto, unrecorded = [], [], [], 0, 0
+        for name in args.limits:
+            limit = jvmlab.LIMITS[name]
+            cells = [name]
+            heap_cells = [name]
+            for label, workload in jvmlab.WORKLOADS.items():
+                run_dir = work / f"{workload}-{limit // MiB}"
+                run_dir.mkdir()
+                log(f"{name} {label}: jvm auto")
+                run = jvmlab.under_agent(workload, classes, limit, run_dir, PREFIX)
+                killed_under_auto += run.oom_kills > 0
+                vm_oome = "Terminating due to java.lang.OutOfMemoryError" in run.stderr
+                unrecorded += vm_oome and run.record.get("reason") != "out-of-memory-error"
+                cells.append(f"{outcome(run, True)}; peak {pct(run.peak, limit)}")
+                if workload == "HeapFill":
+                    heap_cells.append(f"{pct(run.last('max_heap'), limit)} / {pct(run.last('filled'), limit)}: "
+                                      f"{outcome(run, True)}")
+                shutil.rmtree(run_dir, ignore_errors=True)
+            matrix_rows.append(cells)
+            for label, flags in (("JVM default", []), ("MaxRAMPercentage=75", ["-XX:MaxRAMPercentage=75"]),
+                                 ("Paketo-style", jvmlab.paketo_flags(limit))):
+                if flags is None:
+                    heap_cells.append("does not fit (fixed regions exceed the limit)")
+                    continue
+                log(f"{name} heap filler: {label}")
+                run = jvmlab.bare("HeapFill", classes, flags, limit, PREFIX)
+                heap_cells.append(f"{pct(run.last('max_heap'), limit)} / {pct(run.last('filled'), limit)}: "
+                                  f"{outcome(run, False)}")
+            heap_rows.append(heap_cells)
+            other = [name]
+            for label in ("direct buffers", "many loaded classes"):
+                log(f"{name} {label}: MaxRAMPercentage=75 alone")
+                run = jvmlab.bare(jvmlab.WORKLOADS[label], classes, ["-XX:MaxRAMPercentage=75"], limit, PREFIX)
+                other.append(f"{outcome(run, False)}; peak {pct(run.peak, limit)}")
+            percent_rows.append(other)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.monotonic() - began
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[1].strip()
+    verdict = (f"Kernel OOM kills under `jvm: auto`: **{killed_under_auto}**; OutOfMemoryErrors the JVM "
+               f"exited on that the exit record did not name: **{unrecorded}**")
+    md = f"""{BEGIN}
+## JVM memory under cgroup limits
+
+Generated by `make bench` (`.venv/bin/python bench/jvm_memory.py`; took {elapsed:.0f} s). {java},
+2 CPUs, each run in a fresh cgroup v1 memory group (`memory.limit_in_bytes` and
+`memory.memsw.limit_in_bytes` set to the limit, no swap); the workloads are `bench/jvm/*.java`.
+`jvm: auto` runs are `bootstrap run -- java -cp … WORKLOAD` as PID 1 of a new PID namespace inside
+the group, so the agent's own memory counts against the limit as in a pod. *Peak* is
+`memory.max_usage_in_bytes`, page cache included (writing a heap dump fills it; the kernel reclaims
+it, nothing is killed). A kernel OOM kill is read from `memory.oom_control` (`oom_kill`).
+
+{verdict}.
+
+### Usable heap: max heap / heap actually filled, as % of the limit (heap filler)
+
+The goal is at least 70% at 1 Gi and above, never killed by the kernel. Paketo-style: its calculator's
+defaults (250 threads × 1 MiB stacks, 240 MiB code cache, 10 MiB direct memory, metaspace for
+{jvmlab.PAKETO_CLASSES:,} loaded classes, no headroom).
+
+{table(["limit", "jvm: auto", "JVM default (25%)", "MaxRAMPercentage=75", "Paketo-style"], heap_rows)}
+
+### `jvm: auto`, every workload: how it ended, and the peak memory as % of the limit
+
+{table(["limit", *jvmlab.WORKLOADS], matrix_rows)}
+
+### For comparison: -XX:MaxRAMPercentage=75 alone, the workloads it does not bound
+
+{table(["limit", "direct buffers", "many loaded classes"], percent_rows)}
+
+Direct buffers: the JDK's Java code throws that OutOfMemoryError (as it does "unable to create
+native thread"); HotSpot's -XX:+ExitOnOutOfMemoryError covers only errors the VM itself raises (heap,
+metaspace), so the workload dies of the uncaught error (exit 1), capped by -XX:MaxDirectMemorySize
+well before the kernel limit, and the record says `exited`.
+{END}"""
+    print(md)
+    if not args.no_docs and set(args.limits) == set(jvmlab.LIMITS):
+        text = DOC.read_text() if DOC.exists() else ""
+        if BEGIN in text and END in text:
+            text = text[:text.index(BEGIN)] + md + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip("\n") + "\n\n" + md + "\n"
+        DOC.write_text(text)
+        log("wrote the JVM section of docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

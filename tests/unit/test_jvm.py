@@ -1,0 +1,173 @@
+"""jvm: the memory split, the user's flags winning, heap-dump room and pruning, the plan's text."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bootstrap import jvm
+from bootstrap.cgroups import Limits
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def limits(memory: int | None) -> Limits:
+    return Limits(memory, "memory.stat" if memory else "no limit", None, "no CPU quota", 0, None)
+
+
+def plan(tmp_path: Path, memory: int | None = 1 * GiB, environ: dict[str, str] | None = None,
+         command: tuple[str, ...] = ("java", "-jar", "app.jar"), mode: str = "auto") -> jvm.JvmPlan:
+    log_dir = tmp_path / "logs" / "app" / "10.0.0.1"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return jvm.make_plan(mode, limits(memory), str(log_dir), str(tmp_path / "logs"), environ or {}, command,
+                         stamp="20260101T000000000Z")
+
+
+def words(p: jvm.JvmPlan) -> list[str]:
+    return p.java_tool_options.split()
+
+
+def named(p: jvm.JvmPlan, name: str) -> list[str]:
+    return [w for w in words(p) if jvm.flag_name(w) == name]
+
+
+@pytest.mark.parametrize("limit", [256 * MiB, 512 * MiB, 1 * GiB, 2 * GiB, 8 * GiB])
+def test_the_split_adds_up_and_leaves_the_heap_the_rest(limit: int) -> None:
+    b = jvm.budget(limit)
+    assert b is not None
+    non_heap = b.metaspace + b.code_cache + b.direct + b.threads * b.stack_size + b.headroom
+    assert 0 <= limit - (b.heap + non_heap) < MiB  # rounded down to whole MiB
+    assert b.heap >= limit // 4  # never below the JVM's own default share
+    if limit >= 1 * GiB:
+        assert b.heap >= limit * 0.70  # the goal the benchmark checks under real limits
+
+
+def test_below_the_smallest_sized_limit_the_jvm_keeps_its_defaults(tmp_path: Path) -> None:
+    assert jvm.budget(128 * MiB) is None
+    p = plan(tmp_path, memory=128 * MiB)
+    assert not named(p, "MaxHeapSize") and not named(p, "MaxMetaspaceSize")
+    assert named(p, "ExitOnOutOfMemoryError")  # the forensics flags do not depend on the size
+
+
+def test_auto_flags_at_one_gib(tmp_path: Path) -> None:
+    p = plan(tmp_path)
+    b = jvm.budget(1 * GiB)
+    assert b is not None
+    assert named(p, "MaxHeapSize") == [f"-Xmx{b.heap // MiB}M"]
+    assert named(p, "MaxMetaspaceSize") == [f"-XX:MaxMetaspaceSize={b.metaspace // MiB}M"]
+    assert named(p, "ReservedCodeCacheSize") and named(p, "MaxDirectMemorySize")
+    log_dir = p.log_dir
+    assert named(p, "HeapDumpPath") == [f"-XX:HeapDumpPath={log_dir}/heapdump-20260101T000000000Z.hprof"]
+    assert named(p, "ErrorFile") == [f"-XX:ErrorFile={log_dir}/hs_err-20260101T000000000Z-%p.log"]
+    gc = named(p, "Xlog:gc")
+    assert len(gc) == 1 and f"file={log_dir}/gc.log" in gc[0] and "filecount=5" in gc[0]
+    # the unlock precedes the diagnostic flag it unlocks, or the JVM refuses to start
+    assert words(p).index("-XX:+UnlockDiagnosticVMOptions") < words(p).index("-XX:+LogVMOutput")
+
+
+@pytest.mark.parametrize("var", ["JAVA_TOOL_OPTIONS", "JAVA_OPTS", "JDK_JAVA_OPTIONS", "CATALINA_OPTS"])
+@pytest.mark.parametrize("user_flag", ["-Xmx300m", "-XX:MaxRAMPercentage=60.0", "-XX:MaxRAM=1g", "-XX:MaxHeapSize=268435456"])
+def test_a_user_heap_flag_wins_and_conflicting_ones_are_not_added(tmp_path: Path, var: str, user_flag: str) -> None:
+    p = plan(tmp_path, environ={var: f"-Dfoo=1 {user_flag}"})
+    heap_names = {"MaxHeapSize", "MaxRAMPercentage", "MaxRAM"}
+    ours = [w for w in p.java_tool_options.split() if jvm.flag_name(w) in heap_names]
+    if var == "JAVA_TOOL_OPTIONS":
+        assert ours == [user_flag]  # kept once, as the user wrote it
+        assert p.java_tool_options.endswith(f"-Dfoo=1 {user_flag}")
+    else:
+        assert ours == []  # the user's reaches the JVM from the command line; nothing of ours competes
+    skipped = [f for f in p.flags if f.flag.startswith("-Xmx")]
+    assert len(skipped) == 1 and skipped[0].skipped_for == f"{user_flag} in {var}"
+    assert named(p, "MaxMetaspaceSize")  # the rest of the split still applies
+
+
+def test_flags_on_the_command_line_win_too(tmp_path: Path) -> None:
+    p = plan(tmp_path, command=("sh", "-c", "exec java -XX:+HeapDumpOnOutOfMemoryError -XX:-ExitOnOutOfMemoryError "
+                                            "-Xlog:gc:stdout -XX:MaxDirectMemorySize=1g -jar app.jar"))
+    for name in ("HeapDumpOnOutOfMemoryError", "ExitOnOutOfMemoryError", "Xlog:gc", "MaxDirectMemorySize"):
+        assert named(p, name) == [], name
+    assert named(p, "HeapDumpPath") == []  # the dump flag is the user's: so is where it goes
+
+
+def test_user_flags_are_never_duplicated(tmp_path: Path) -> None:
+    env = {"JAVA_TOOL_OPTIONS": "-XX:+ExitOnOutOfMemoryError -XX:ErrorFile=/tmp/e.log -Xss512k"}
+    p = plan(tmp_path, environ=env)
+    for word in env["JAVA_TOOL_OPTIONS"].split():
+        assert words(p).count(word) == 1
+        assert len(named(p, jvm.flag_name(word) or "")) == 1
+    b = jvm.budget(1 * GiB, 512 * 1024)
+    assert b is not None and named(p, "MaxHeapSize") == [f"-Xmx{b.heap // MiB}M"]  # stacks of the user's -Xss
+
+
+def test_crash_on_oom_conflicts_with_exit_on_oom(tmp_path: Path) -> None:
+    p = plan(tmp_path, environ={"JAVA_OPTS": "-XX:+CrashOnOutOfMemoryError"})
+    assert named(p, "ExitOnOutOfMemoryError") == []
+
+
+def test_a_larger_initial_heap_keeps_our_max_out(tmp_path: Path) -> None:
+    p = plan(tmp_path, environ={"JAVA_OPTS": "-Xms2g"})
+    assert named(p, "MaxHeapSize") == []  # -Xms above -Xmx would stop the JVM from starting
+    assert named(plan(tmp_path, environ={"JAVA_OPTS": "-Xms64m"}), "MaxHeapSize")
+
+
+@pytest.mark.parametrize("word,name", [
+    ("-Xmx1g", "MaxHeapSize"), ("-Xss256k", "ThreadStackSize"), ("-XX:+UseG1GC", "UseG1GC"),
+    ("-XX:-ExitOnOutOfMemoryError", "ExitOnOutOfMemoryError"), ("-XX:MaxRAMPercentage=75", "MaxRAMPercentage"),
+    ("-Xloggc:/x.log", "Xlog:gc"), ("-verbose:gc", "Xlog:gc"), ("-Xlog:gc*,safepoint:file=x", "Xlog:gc"),
+    ("-Xlog:safepoint", "Xlog:safepoint"), ("-jar", None), ("-Dx=1", None), ("app.jar", None)])
+def test_flag_names(word: str, name: str | None) -> None:
+    assert jvm.flag_name(word) == name
+
+
+def test_no_room_for_a_dump_turns_dumps_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jvm, "free_bytes", lambda path: 100 * MiB)
+    p = plan(tmp_path)
+    assert named(p, "HeapDumpOnOutOfMemoryError") == [] and p.heap_dump is None
+    reasons = [f.reason for f in p.flags if f.flag == "(no heap dump)"]
+    assert reasons and "100 MiB free" in reasons[0]
+    assert named(p, "ErrorFile")  # small files still go to the log dir
+
+
+def test_old_dumps_are_pruned_to_the_newest(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs" / "app" / "10.0.0.1"
+    log_dir.mkdir(parents=True)
+    dumps = []
+    for n in range(5):
+        path = log_dir / f"heapdump-2025010{n}T000000000Z.hprof"
+        path.write_text("x")
+        os.utime(path, (1_700_000_000 + n, 1_700_000_000 + n))
+        dumps.append(path)
+    (log_dir / "notes.hprof.txt").write_text("not a dump")
+    p = plan(tmp_path)
+    assert sorted(p.prune) == sorted(str(d) for d in dumps[:5 - (jvm.HEAP_DUMPS_KEPT - 1)])
+    assert jvm.apply(p) == []
+    left = sorted(x.name for x in log_dir.iterdir())
+    assert left == sorted([d.name for d in dumps[-(jvm.HEAP_DUMPS_KEPT - 1):]] + ["notes.hprof.txt"])
+
+
+def test_a_log_dir_jvm_options_cannot_carry_gets_no_file_flags(tmp_path: Path) -> None:
+    log_dir = tmp_path / "fd00::1"
+    log_dir.mkdir()
+    p = jvm.make_plan("auto", limits(GiB), str(log_dir), str(tmp_path), {}, ())
+    assert not named(p, "ErrorFile") and not named(p, "Xlog:gc") and not named(p, "HeapDumpPath")
+    assert named(p, "ExitOnOutOfMemoryError") and named(p, "MaxHeapSize")
+
+
+def test_off_changes_nothing(tmp_path: Path) -> None:
+    p = plan(tmp_path, mode="off", environ={"JAVA_TOOL_OPTIONS": "-Xmx1g"})
+    assert p.flags == () and p.java_tool_options == ""
+    assert jvm.environment(p, {"JAVA_TOOL_OPTIONS": "-Xmx1g"}) == {"JAVA_TOOL_OPTIONS": "-Xmx1g"}
+
+
+def test_describe_shows_every_flag_and_why(tmp_path: Path) -> None:
+    p = plan(tmp_path, environ={"JAVA_OPTS": "-Xmx300m"})
+    text = "\n".join(jvm.describe(p))
+    assert "memory limit 1024 MiB" in text
+    assert "skipped: the user set -Xmx300m in JAVA_OPTS" in text
+    for f in p.flags:
+        assert f.flag in text
+    doc = jvm.as_dict(p)
+    assert doc["java_tool_options"] == p.java_tool_options
+    assert any(f.get("skipped_for") == "-Xmx300m in JAVA_OPTS" for f in doc["flags"])  # type: ignore[union-attr]
