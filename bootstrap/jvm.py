@@ -31,8 +31,10 @@ MIN_SIZED_LIMIT = 256 * MiB  # below this the JVM's own small-memory ergonomics 
 DEFAULT_STACK = 1 * MiB  # HotSpot's -Xss on 64-bit Linux
 THREADS_PER_MIB = 1 / 16  # assumed threads: one per 16 MiB of limit, 16 to 200
 MIN_THREADS, MAX_THREADS = 16, 200
-METASPACE = (1 / 16, 32 * MiB, 256 * MiB)  # (share of the limit, floor, cap)
-CODE_CACHE = (1 / 16, 24 * MiB, 240 * MiB)
+# (share of the limit, floor, cap). Metaspace is capped so that a class leak is an OutOfMemoryError
+# rather than a kernel kill; 10% leaves a Spring Boot app (50-100 MiB of classes) room from 512 Mi up.
+METASPACE = (1 / 10, 48 * MiB, 256 * MiB)
+CODE_CACHE = (1 / 20, 24 * MiB, 240 * MiB)  # HotSpot reserves 240 MiB; a service uses 20-60 MiB of it
 DIRECT = (1 / 32, 8 * MiB, 128 * MiB)
 # GC and JIT native memory, malloc arenas, libjvm and the CDS archive, and the agent itself
 HEADROOM = (0.03, 32 * MiB, 256 * MiB)
