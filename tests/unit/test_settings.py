@@ -451,3 +451,16 @@ def test_run_dir_from_reads_only_its_variable() -> None:
 def test_relative_log_links_path_is_under_app_home(environ: dict[str, str]) -> None:
     write_yaml(environ, "log_links: [{path: var/log/tomcat, subdir: tomcat}]\n")
     assert settings.load(environ).log_links == (LogLink(f"{environ['APP_HOME']}/var/log/tomcat", "tomcat"),)
+
+
+def test_jvm_defaults_to_auto_and_takes_off(environ: dict[str, str]) -> None:
+    assert settings.load(environ).jvm == "auto"
+    assert settings.load({**environ, "BOOTSTRAP_JVM": "OFF"}).jvm == "off"
+    write_yaml(environ, "jvm: off\n")
+    assert settings.load(environ).jvm == "off"
+    assert settings.load({**environ, "BOOTSTRAP_JVM": "auto"}).jvm == "auto"  # the environment wins
+
+
+def test_jvm_rejects_anything_else_naming_the_variable(environ: dict[str, str]) -> None:
+    message = str(error_of({**environ, "BOOTSTRAP_JVM": "on"}))
+    assert message.startswith("BOOTSTRAP_JVM='on' is invalid") and "auto" in message and "off" in message
