@@ -32,8 +32,8 @@ DEFAULT_STACK = 1 * MiB  # HotSpot's -Xss on 64-bit Linux
 THREADS_PER_MIB = 1 / 16  # assumed threads: one per 16 MiB of limit, 16 to 200
 MIN_THREADS, MAX_THREADS = 16, 200
 # (share of the limit, floor, cap). Metaspace is capped so that a class leak is an OutOfMemoryError
-# rather than a kernel kill; 10% leaves a Spring Boot app (50-100 MiB of classes) room from 512 Mi up.
-METASPACE = (1 / 10, 48 * MiB, 256 * MiB)
+# rather than a kernel kill; at least 64 MiB, which a small Spring Boot app needs.
+METASPACE = (1 / 12, 64 * MiB, 256 * MiB)
 CODE_CACHE = (1 / 20, 24 * MiB, 240 * MiB)  # HotSpot reserves 240 MiB; a service uses 20-60 MiB of it
 DIRECT = (1 / 32, 8 * MiB, 128 * MiB)
 # GC and JIT native memory, malloc arenas, libjvm and the CDS archive, and the agent itself
@@ -169,13 +169,15 @@ def stamp_now(now: float | None = None) -> str:
 
 def _old_files(log_dir: str, prefix: str, suffix: str, keep: int) -> list[str]:
     """Files PREFIX*SUFFIX in the log dir beyond the newest `keep`, oldest first."""
+    found = []
     try:
-        entries = [e for e in os.scandir(log_dir)
-                   if e.name.startswith(prefix) and e.name.endswith(suffix) and e.is_file(follow_symlinks=False)]
-    except OSError:
+        for entry in os.scandir(log_dir):
+            if entry.name.startswith(prefix) and entry.name.endswith(suffix) and entry.is_file(follow_symlinks=False):
+                found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name, entry.path))
+    except OSError:  # unreadable, or a file vanished meanwhile: prune nothing this time
         return []
-    entries.sort(key=lambda e: (e.stat(follow_symlinks=False).st_mtime, e.name))
-    return [e.path for e in entries[:max(0, len(entries) - keep)]]
+    found.sort()
+    return [path for _, _, path in found[:max(0, len(found) - keep)]]
 
 
 def free_bytes(path: str) -> int | None:

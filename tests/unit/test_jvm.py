@@ -171,3 +171,14 @@ def test_describe_shows_every_flag_and_why(tmp_path: Path) -> None:
     doc = jvm.as_dict(p)
     assert doc["java_tool_options"] == p.java_tool_options
     assert any(f.get("skipped_for") == "-Xmx300m in JAVA_OPTS" for f in doc["flags"])  # type: ignore[union-attr]
+
+
+def test_the_budget_table_in_the_docs_is_the_code() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "jvm.md").read_text()
+    sizes = {"256 Mi": 256 * MiB, "512 Mi": 512 * MiB, "1 Gi": GiB, "2 Gi": 2 * GiB}
+    for label, limit in sizes.items():
+        b = jvm.budget(limit)
+        assert b is not None
+        row = (f"| {label} | {b.heap // MiB} MiB ({b.heap * 100 / limit:.1f}%) | {b.metaspace // MiB} | "
+               f"{b.code_cache // MiB} | {b.direct // MiB} | {b.threads} × 1 MiB | {b.headroom // MiB} |")
+        assert row in doc
