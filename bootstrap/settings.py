@@ -153,6 +153,15 @@ def parse_bool(value: Any, where: str) -> bool:
     raise _fail(where, value, "use 1/0, true/false, yes/no or on/off")
 
 
+def parse_jvm_mode(value: Any, where: str) -> str:
+    if isinstance(value, bool):  # YAML 1.1 reads a bare `off` as false
+        return "auto" if value else "off"
+    text = parse_text(value, where).lower()
+    if text not in ("auto", "off"):
+        raise _fail(where, value, "use auto (JVM flags sized to the container) or off")
+    return text
+
+
 def parse_port(value: Any, where: str) -> int:
     text = parse_text(value, where)
     if not text.isdigit() or not 1 <= int(text) <= 65535:
@@ -437,6 +446,10 @@ class Settings:
     checker_timeout: float = setting(
         "BOOTSTRAP_CHECKER_TIMEOUT", parse_seconds, "seconds >= 0",
         "A readiness checker silent this long is killed and restarted.", default=30.0)
+    jvm: str = setting(
+        "BOOTSTRAP_JVM", parse_jvm_mode, "auto or off",
+        "auto: JVM flags sized to the cgroup's memory limit, and OutOfMemoryError forensics, in the app's "
+        "JAVA_TOOL_OPTIONS (docs/jvm.md); a flag the user set wins.", default="auto")
     start: tuple[str, ...] = setting(
         None, parse_command, "a list (exec form) or a string split like a shell would",
         "The app's command when none follows `bootstrap run --`.", default=())

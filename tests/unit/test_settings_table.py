@@ -41,6 +41,7 @@ SAMPLES: dict[str, tuple[str | None, Any, Any]] = {
     "image": ("reg/billing:1", "reg/billing:1", "reg/billing:1"),
     "termination_log": ("/srv/term", "/srv/term", "/srv/term"),
     "checker_timeout": ("5", 5, 5.0),
+    "jvm": ("OFF", False, "off"),  # YAML 1.1 reads a bare `off` as false
     "start": (None, ["java", "-jar", "b.jar"], ("java", "-jar", "b.jar")),
     "links": (None, [{"source": "a", "target": "/b"}], (Link("a", "/b"),)),
     "log_links": (None, [{"path": "var/t", "subdir": "t"}], (LogLink("<home>/var/t", "t"),)),
