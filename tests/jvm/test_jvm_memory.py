@@ -11,7 +11,8 @@ import pytest
 
 from bootstrap import jvm
 from tests.jvm.conftest import jvmlab
-from tests.process.support import BOOTSTRAP, Agent
+from tests.conftest import BOOTSTRAP
+from tests.process.support import Agent
 
 pytestmark = pytest.mark.jvm
 MiB = 1 << 20
