@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from bootstrap import jvm
 from tests.jvm.conftest import jvmlab
-from tests.conftest import BOOTSTRAP
+from tests.conftest import BOOTSTRAP, require_tool
 from tests.process.support import Agent
 
 pytestmark = pytest.mark.jvm
@@ -133,3 +134,19 @@ def test_a_stop_that_times_out_leaves_a_thread_dump(classes: Path, tmp_path: Pat
     assert dump.parent == log_dir
     text = dump.read_text()
     assert "Full thread dump" in text and "slow-shutdown-hook" in text
+
+
+def test_no_heap_dump_when_the_log_root_has_no_room(classes: Path, tmp_path: Path) -> None:
+    """A 64 MiB tmpfs as the log root: a 112 MiB heap cannot be dumped there, so no dump is
+    asked for; the OutOfMemoryError is still recorded (from the VM log, which is small)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    subprocess.run([require_tool("mount"), "-t", "tmpfs", "-o", "size=64m", "i12b-logs", str(logs)], check=True)
+    try:
+        run = jvmlab.under_agent("HeapFill", classes, 256 * MiB, tmp_path, CGROUP)
+        assert run.oom_kills == 0
+        assert "-XX:+HeapDumpOnOutOfMemoryError" not in picked_up(run)
+        assert run.record["reason"] == "out-of-memory-error" and "heap_dump" not in run.record
+        assert run.log_dir is not None and not list(run.log_dir.glob("*.hprof"))
+    finally:
+        subprocess.run([require_tool("umount"), str(logs)], check=True)
