@@ -227,11 +227,11 @@ def make_plan(mode: str, limits: Limits, log_dir: str, log_root: str, environ: M
         elif add("MaxHeapSize", f"-Xmx{_size(split.heap)}", heap_reason, HEAP_GROUP):
             max_heap = split.heap
         add("MaxMetaspaceSize", f"-XX:MaxMetaspaceSize={_size(split.metaspace)}",
-            f"class metadata capped, so a class leak is an OutOfMemoryError, not a kernel kill ({of})")
+            f"{split.metaspace * 100 // limit}% {of}: a class leak ends as an OutOfMemoryError, not a kernel kill")
         add("ReservedCodeCacheSize", f"-XX:ReservedCodeCacheSize={_size(split.code_cache)}",
-            f"JIT code cache scaled to the limit instead of 240 MiB ({of})")
+            f"{split.code_cache * 100 // limit}% {of} for JIT code, instead of HotSpot's 240 MiB")
         add("MaxDirectMemorySize", f"-XX:MaxDirectMemorySize={_size(split.direct)}",
-            f"NIO direct buffers capped; by default they may grow as large as the heap ({of})")
+            f"{split.direct * 100 // limit}% {of} for NIO direct buffers, which may otherwise grow as large as the heap")
     elif limit is None:
         flags.append(JvmFlag("(no heap flags)", f"no memory limit: {limits.memory_source}; the JVM sizes itself"))
     else:
