@@ -41,7 +41,8 @@ def outcome(run: jvmlab.Run, agent: bool) -> str:
     record = run.record
     if agent and record.get("reason") == "out-of-memory-error":
         dump = record.get("heap_dump")
-        size = f", dump {Path(str(dump)).stat().st_size // MiB} MiB" if dump and Path(str(dump)).exists() else ", no dump"
+        path = Path(str(dump)) if dump else None
+        size = f", dump {path.stat().st_size // MiB} MiB" if path and path.exists() else ", no dump"
         return f"OutOfMemoryError ({record.get('oom_error')}){size}"
     if "Terminating due to java.lang.OutOfMemoryError" in run.stderr:
         return "OutOfMemoryError, exit 3"
@@ -124,7 +125,8 @@ def startup_table(work: Path, rounds: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limits", nargs="*", default=list(jvmlab.LIMITS), help="subset of: " + ", ".join(jvmlab.LIMITS))
+    parser.add_argument("--limits", nargs="*", default=list(jvmlab.LIMITS),
+                        help="subset of: " + ", ".join(jvmlab.LIMITS))
     parser.add_argument("--rounds", type=int, default=10, help="start-to-ready runs per mode")
     parser.add_argument("--no-docs", action="store_true", help="print only; do not touch docs/benchmarks.md")
     args = parser.parse_args()

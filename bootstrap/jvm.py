@@ -231,7 +231,8 @@ def make_plan(mode: str, limits: Limits, log_dir: str, log_root: str, environ: M
         add("ReservedCodeCacheSize", f"-XX:ReservedCodeCacheSize={_size(split.code_cache)}",
             f"{split.code_cache * 100 // limit}% {of} for JIT code, instead of HotSpot's 240 MiB")
         add("MaxDirectMemorySize", f"-XX:MaxDirectMemorySize={_size(split.direct)}",
-            f"{split.direct * 100 // limit}% {of} for NIO direct buffers, which may otherwise grow as large as the heap")
+            f"{split.direct * 100 // limit}% {of} for NIO direct buffers, which may otherwise grow as large "
+            "as the heap")
     elif limit is None:
         flags.append(JvmFlag("(no heap flags)", f"no memory limit: {limits.memory_source}; the JVM sizes itself"))
     else:

@@ -81,8 +81,8 @@ def v2_tree(root: Path, path: str, limits: dict[str, str], cpu_max: str = "max 1
 
 
 def test_v2_limit_quota_and_oom_count(tmp_path: Path) -> None:
-    group = v2_tree(tmp_path, "/kubepods.slice/pod.slice/cri.scope", {"kubepods.slice/pod.slice/cri.scope": str(768 * MiB)},
-                    cpu_max="250000 100000")
+    scope = "kubepods.slice/pod.slice/cri.scope"
+    group = v2_tree(tmp_path, "/" + scope, {scope: str(768 * MiB)}, cpu_max="250000 100000")
     limits = cgroups.read_limits(str(tmp_path))
     assert limits.memory == 768 * MiB
     assert limits.cpus == 2.5

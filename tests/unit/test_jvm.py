@@ -68,7 +68,8 @@ def test_auto_flags_at_one_gib(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("var", ["JAVA_TOOL_OPTIONS", "JAVA_OPTS", "JDK_JAVA_OPTIONS", "CATALINA_OPTS"])
-@pytest.mark.parametrize("user_flag", ["-Xmx300m", "-XX:MaxRAMPercentage=60.0", "-XX:MaxRAM=1g", "-XX:MaxHeapSize=268435456"])
+@pytest.mark.parametrize("user_flag", ["-Xmx300m", "-XX:MaxRAMPercentage=60.0", "-XX:MaxRAM=1g",
+                                       "-XX:MaxHeapSize=268435456"])
 def test_a_user_heap_flag_wins_and_conflicting_ones_are_not_added(tmp_path: Path, var: str, user_flag: str) -> None:
     p = plan(tmp_path, environ={var: f"-Dfoo=1 {user_flag}"})
     heap_names = {"MaxHeapSize", "MaxRAMPercentage", "MaxRAM"}
