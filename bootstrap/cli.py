@@ -29,7 +29,7 @@ def _command_args(args: list[str]) -> list[str]:
 
 
 def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
-    from bootstrap import jvm
+    from bootstrap import jvm, loglock
     from bootstrap import settings as settings_mod
     from bootstrap.setup import apply_plan, make_plan
     from bootstrap.supervisor import launch
@@ -38,7 +38,12 @@ def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
     command = settings_mod.require_command(settings, _command_args(args))
     plan = make_plan(settings, command, environ)
     phases = apply_plan(plan)
-    return launch(settings, plan, command, jvm.environment(plan.jvm, environ), phases)
+    # The log dir is live from before the start record until after the exit record (README: log lifecycle).
+    lock = loglock.hold(plan.log_dir, recreate=lambda: apply_plan(make_plan(settings, command, environ)))
+    try:
+        return launch(settings, plan, command, jvm.environment(plan.jvm, environ), phases)
+    finally:
+        loglock.release(lock)
 
 
 def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
