@@ -13,6 +13,7 @@ USAGE = """usage: bootstrap run [--] [CMD ARGS...]    set up, then start and sup
        bootstrap probe [--live | --startup]   exit 0 when ready (live, started), 1 otherwise
        bootstrap status                       print status.json
        bootstrap plan [--json] [--] [CMD...]  print every action run would take; change nothing
+       bootstrap logs prune --root DIR [...]  remove, compress and cap dead log directories on a node
        bootstrap --version"""
 
 
@@ -112,7 +113,13 @@ def cmd_status(args: list[str], environ: Mapping[str, str]) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "probe": cmd_probe, "status": cmd_status}
+def cmd_logs(args: list[str], environ: Mapping[str, str]) -> int:
+    from bootstrap import prune_cli  # the node side only; `run` never loads it
+
+    return prune_cli.main(args, environ)
+
+
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "probe": cmd_probe, "status": cmd_status, "logs": cmd_logs}
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
