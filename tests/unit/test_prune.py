@@ -1,0 +1,217 @@
+"""`bootstrap logs prune` on real trees in temporary directories, and the liveness lock in-process:
+options, sizes, rotated names, escaping, what a pass removes, compresses and keeps."""
+from __future__ import annotations
+
+import fcntl
+import gzip
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bootstrap import loglock
+from bootstrap.errors import UsageError
+from bootstrap.prune import ROTATED, Options, escape, run_pass
+from bootstrap.prune_cli import parse, parse_size
+from tests.conftest import wait_until
+
+BOOTSTRAP = str(Path(sys.executable).with_name("bootstrap"))
+DAY = 86400
+
+
+def prune(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BOOTSTRAP, "logs", "prune", *args], capture_output=True, text=True, timeout=60)
+
+
+def dead_dir(root: Path, rel: str, days_old: float, files: dict[str, bytes] | None = None) -> Path:
+    """A log dir left by an agent that is gone: its record, its (free) lock and some logs, all aged."""
+    d = root / rel
+    d.mkdir(parents=True)
+    (d / ".bootstrap.jsonl").write_text('{"event": "start"}\n{"event": "exit"}\n')
+    (d / ".bootstrap.lock").touch()
+    for name, data in (files or {"app.log": b"x" * 5000}).items():
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_bytes(data)
+    when = time.time() - days_old * DAY
+    for path in [d, *d.rglob("*")]:
+        os.utime(path, (when, when), follow_symlinks=False)
+    return d
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("0", 0), ("1234", 1234), ("10G", 10 * 1000**3), ("10GB", 10 * 1000**3), ("500Mi", 500 * 1024**2),
+    ("1.5Gi", int(1.5 * 1024**3)), ("2k", 2000), ("3Ki", 3072), ("1T", 1000**4), ("7MiB", 7 * 1024**2),
+])
+def test_sizes_are_kubernetes_quantities(text: str, value: int) -> None:
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "G", "-1G", "10X", "10 G B", "1e9", "ten"])
+def test_bad_sizes_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="--max-bytes"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "--root is required"),
+    (["--root"], "--root needs a value"),
+    (["--root", "/x", "--keep-days", "-1"], "--keep-days='-1' must be a number >= 0"),
+    (["--root", "/x", "--keep-days", "nan"], "--keep-days='nan' must be a number"),
+    (["--root", "/x", "--compress-after-days=soon"], "--compress-after-days='soon'"),
+    (["--root", "/x", "--every", "0"], "--every='0' must be a number >= 1"),
+    (["--root", "/x", "--metrics-port", "9100"], "--metrics-port serves the metrics of a loop"),
+    (["--root", "/x", "--every", "60", "--metrics-port", "99999"], "--metrics-port='99999' must be a TCP port"),
+    (["--root", "/x", "--root", "/y"], "--root is given twice"),
+    (["--root", "/x", "--force"], "unknown option '--force'"),
+    (["--root", "/x", "--bad\nname"], r"unknown option '--bad\\\\x0aname'"),
+])
+def test_bad_options_are_one_usage_error(args: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse(args)
+
+
+def test_options_in_both_spellings() -> None:
+    options, _ = parse(["--root=/data/logs", "--keep-days", "7", "--max-bytes=10Gi", "--compress-after-days=1.5",
+                        "--dry-run"])
+    assert options == Options("/data/logs", 7.0, 10 * 1024**3, 1.5, True)
+
+
+def test_cli_errors_are_one_line_with_documented_codes(tmp_path: Path) -> None:
+    usage = prune("--root", str(tmp_path), "--max-bytes", "lots")
+    assert usage.returncode == 64
+    assert usage.stderr.count("\n") == 1 and usage.stderr.startswith("bootstrap: error: --max-bytes='lots'")
+    missing = prune("--root", str(tmp_path / "nope"))
+    assert missing.returncode == 78
+    assert missing.stderr.count("\n") == 1 and "is not a directory" in missing.stderr
+    unknown = subprocess.run([BOOTSTRAP, "logs", "tidy"], capture_output=True, text=True, timeout=30)
+    assert unknown.returncode == 64 and "unknown logs command 'tidy'" in unknown.stderr
+
+
+@pytest.mark.parametrize("name", ["app.log.1", "app.log.12", "app.1.log", "catalina.out.2024-01-31",
+                                  "catalina.2024-01-31.log", "app-2024-01-31.3.log", "app.log.20240131",
+                                  "localhost_access_log.2024-01-31.txt", "app.log.2024-01-31.0"])
+def test_rotated_names(name: str) -> None:
+    assert ROTATED.search(name)
+
+
+@pytest.mark.parametrize("name", ["app.log", "catalina.out", "gc.log", "app.log.lck", "notes.txt", "log.1x"])
+def test_active_names_are_not_rotated(name: str) -> None:
+    assert not ROTATED.search(name)
+
+
+def test_escape_keeps_one_line_per_name() -> None:
+    assert escape("a\nb") == "a\\x0ab"
+    assert escape("tab\there\\") == "tab\\x09here\\\\"
+    assert escape(os.fsdecode(b"bad\xffname")) == "bad\\xffname"
+    assert escape("ünïcode ok") == "ünïcode ok"
+    assert escape("\u2028") == "\\u2028"
+
+
+def test_keep_days_removes_exactly_the_old_dead_dirs(tmp_path: Path) -> None:
+    old = dead_dir(tmp_path, "orders/10.0.0.1", 10)
+    older = dead_dir(tmp_path, "billing/10.0.0.2", 40)
+    young = dead_dir(tmp_path, "orders/10.0.0.3", 2)
+    lines: list[str] = []
+    report = run_pass(Options(str(tmp_path), keep_days=7), lines.append)
+    assert not old.exists() and not older.exists() and young.exists()
+    assert sorted(line.split()[1] for line in lines if line.startswith("removed")) == \
+        ["billing/10.0.0.2", "orders/10.0.0.1"]
+    assert report.removed_dirs == 2 and report.errors == 0 and report.dead_dirs == 1
+    assert (tmp_path / "orders").is_dir()  # parents are left: an agent may be making a dir in them
+
+
+def test_a_held_lock_is_never_touched(tmp_path: Path) -> None:
+    live = dead_dir(tmp_path, "orders/10.0.0.1", 30, {"app.log.1": b"y" * 9000})
+    fd = os.open(live / ".bootstrap.lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        before = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in live.rglob("*"))
+        report = run_pass(Options(str(tmp_path), keep_days=1, max_bytes=0, compress_after_days=0), lambda _l: None)
+        assert sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in live.rglob("*")) == before
+        assert report.live_dirs == 1 and report.removed_dirs == 0 and not report.cap_met
+    finally:
+        os.close(fd)
+
+
+def test_compression_keeps_content_owner_mode_and_age(tmp_path: Path) -> None:
+    data = b"".join(b"line %d\n" % i for i in range(20000))
+    d = dead_dir(tmp_path, "orders/10.0.0.1", 3, {"app.log.1": data, "app.log": b"active", "app.log.2.gz": b"gz",
+                                                  "tomcat/catalina.2024-01-31.log": data})
+    os.chmod(d / "app.log.1", 0o640)
+    mtime = (d / "app.log.1").stat().st_mtime_ns
+    report = run_pass(Options(str(tmp_path), compress_after_days=1), lambda _l: None)
+    assert report.compressed_files == 2
+    assert gzip.decompress((d / "app.log.1.gz").read_bytes()) == data
+    assert gzip.decompress((d / "tomcat" / "catalina.2024-01-31.log.gz").read_bytes()) == data
+    assert not (d / "app.log.1").exists() and (d / "app.log").read_bytes() == b"active"
+    assert (d / "app.log.2.gz").read_bytes() == b"gz"
+    st = (d / "app.log.1.gz").stat()
+    assert st.st_mtime_ns == mtime and st.st_mode & 0o777 == 0o640
+    assert report.freed_bytes > 0
+    assert not [p for p in d.rglob("*.tmp")]
+
+
+def test_lock_is_closed_in_every_forked_child(tmp_path: Path) -> None:
+    fd = loglock.hold(str(tmp_path), recreate=lambda: None)
+    assert fd is not None
+    try:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child reports whether it still has the descriptor
+            try:
+                os.fstat(fd)
+                os.write(write_end, b"open")
+            except OSError:
+                os.write(write_end, b"closed")
+            os._exit(0)
+        os.close(write_end)
+        assert os.read(read_end, 16) == b"closed"
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        assert os.get_inheritable(fd) is False  # and exec drops it (O_CLOEXEC)
+    finally:
+        loglock.release(fd)
+
+
+def test_agent_waiting_on_a_pruner_remakes_a_dir_moved_aside(tmp_path: Path) -> None:
+    """The pruner holds the lock and renames the dir away; the agent then locks a fresh dir."""
+    log_dir = tmp_path / "orders" / "10.0.0.1"
+    log_dir.mkdir(parents=True)
+    lock_path = log_dir / ".bootstrap.lock"
+    pruner = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
+    fcntl.flock(pruner, fcntl.LOCK_EX)
+    recreated: list[bool] = []
+    got: list[int | None] = []
+
+    def agent() -> None:
+        got.append(loglock.hold(str(log_dir), recreate=lambda: (log_dir.mkdir(), recreated.append(True))))
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+
+    def agent_opened_the_lock() -> bool:
+        return any(os.readlink(f"/proc/self/fd/{n}") == str(lock_path) for n in os.listdir("/proc/self/fd")
+                   if os.path.islink(f"/proc/self/fd/{n}") and int(n) != pruner)
+
+    wait_until(agent_opened_the_lock, timeout=10)
+    os.rename(log_dir, tmp_path / "orders" / ".bootstrap-trash.10.0.0.1")
+    os.close(pruner)
+    thread.join(10)
+    fd = got[0]
+    assert fd is not None and recreated == [True]
+    try:
+        assert os.fstat(fd).st_ino == lock_path.stat().st_ino
+    finally:
+        loglock.release(fd)
+
+
+def test_a_symlink_in_place_of_the_lock_is_one_warning(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "target").write_text("not a lock")
+    (tmp_path / ".bootstrap.lock").symlink_to(tmp_path / "target")
+    assert loglock.hold(str(tmp_path), recreate=lambda: None) is None
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "bootstrap: warning: cannot open" in err and "the app runs on" in err
