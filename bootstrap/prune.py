@@ -176,8 +176,9 @@ class Pass:
 
     def lock_root(self) -> bool:
         """One pass at a time per root: a second one exits at once (a loop just tries next period)."""
+        create = 0 if self.options.dry_run else os.O_CREAT  # a dry run creates nothing, not even the lock
         try:
-            fd = os.open(ROOT_LOCK, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            fd = os.open(ROOT_LOCK, os.O_RDONLY | create | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                          0o644, dir_fd=self.root_fd)
         except OSError:
             if self.options.dry_run:  # a read-only look needs no lock
