@@ -115,9 +115,10 @@ def main(args: list[str], environ: Mapping[str, str]) -> int:
     check_root(options.root)
     if "--every" in values:
         return Loop(options, float(values["--every"]), values.get("--metrics-file"),
-                    values.get("--metrics-port"), values.get("--metrics-address", "")).run()
+                    values.get("--metrics-port"), values.get("--metrics-address", ""),
+                    environ.get("NODE_NAME", "")).run()
     report = one_pass(options)
-    metrics = Metrics(options)
+    metrics = Metrics(options, environ.get("NODE_NAME", ""))
     metrics.add(report)
     if "--metrics-file" in values:
         metrics.write_file(values["--metrics-file"])
@@ -140,15 +141,15 @@ class Loop:
     """A pass every `period` seconds until SIGTERM/SIGINT; a pass in progress finishes first."""
 
     def __init__(self, options: Options, period: float, metrics_file: str | None, port: str | None,
-                 address: str) -> None:
+                 address: str, node: str) -> None:
         self.options, self.period, self.metrics_file = options, period, metrics_file
-        self.port, self.address = port, address
+        self.port, self.address, self.node = port, address, node
         self.stop = threading.Event()
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda _sig, _frame: self.stop.set())
-        metrics = Metrics(self.options)
+        metrics = Metrics(self.options, self.node)
         if self.port:
             metrics.serve(self.address, int(self.port))
         log.info(f"pruning {escape(self.options.root)} every {self.period:g}s")
@@ -165,46 +166,46 @@ class Loop:
 
 
 class Metrics:
-    """bootstrap_logs_prune_* in a registry of its own; prometheus_client is imported here only."""
+    """bootstrap_logs_prune_* in a registry of its own, each with a `node` label (NODE_NAME, from the
+    downward API) to join with the agents' bootstrap_info; prometheus_client is imported here only."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, node: str = "") -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge
 
         self.lock = threading.Lock()
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.passes = Counter("bootstrap_logs_prune_passes", "Prune passes run (skipped ones included).",
-                              ["result"], registry=r)
-        self.freed = Counter("bootstrap_logs_prune_freed_bytes", "Bytes freed by removing and compressing.",
-                             registry=r)
-        self.removed = Counter("bootstrap_logs_prune_removed_dirs", "Dead log directories removed.", registry=r)
-        self.compressed = Counter("bootstrap_logs_prune_compressed_files", "Rotated log files gzipped.",
-                                  registry=r)
-        self.errors = Counter("bootstrap_logs_prune_errors", "Files or directories a pass could not handle.",
-                              registry=r)
-        self.live = Gauge("bootstrap_logs_prune_live_dirs", "Live log directories (lock held) at the last pass.",
-                          registry=r)
-        self.dead = Gauge("bootstrap_logs_prune_dead_dirs", "Dead log directories left after the last pass.",
-                          registry=r)
-        self.root = Gauge("bootstrap_logs_prune_root_bytes", "Bytes used under the log root after the last pass.",
-                          registry=r)
-        self.cap = Gauge("bootstrap_logs_prune_cap_bytes", "The --max-bytes cap (0: none).", registry=r)
-        self.cap_met = Gauge("bootstrap_logs_prune_cap_met", "1 when the root was within the cap after the "
-                             "last pass (live dirs alone can exceed it).", registry=r)
-        self.duration = Gauge("bootstrap_logs_prune_pass_seconds", "Wall time of the last pass.", registry=r)
-        self.last = Gauge("bootstrap_logs_prune_last_pass_timestamp_seconds", "When the last pass ended.",
-                          registry=r)
+        self.node = node
+
+        def counter(name: str, doc: str, *labels: str) -> Any:
+            return Counter(f"bootstrap_logs_prune_{name}", doc, ["node", *labels], registry=self.registry)
+
+        def gauge(name: str, doc: str) -> Any:
+            return Gauge(f"bootstrap_logs_prune_{name}", doc, ["node"], registry=self.registry).labels(node)
+
+        self.passes = counter("passes", "Prune passes run, by result (ok, errors, skipped, failed).", "result")
+        self.freed = counter("freed_bytes", "Bytes freed by removing and compressing.").labels(node)
+        self.removed = counter("removed_dirs", "Dead log directories removed.").labels(node)
+        self.compressed = counter("compressed_files", "Rotated log files gzipped.").labels(node)
+        self.errors = counter("errors", "Files or directories a pass could not handle.").labels(node)
+        self.live = gauge("live_dirs", "Live log directories (lock held) at the last pass.")
+        self.dead = gauge("dead_dirs", "Dead log directories left after the last pass.")
+        self.root = gauge("root_bytes", "Bytes used under the log root after the last pass.")
+        self.cap = gauge("cap_bytes", "The --max-bytes cap (0: none).")
+        self.cap_met = gauge("cap_met", "1 when the root was within the cap after the last pass (live dirs "
+                                        "alone can exceed it).")
+        self.duration = gauge("pass_seconds", "Wall time of the last pass.")
+        self.last = gauge("last_pass_timestamp_seconds", "When the last pass ended.")
         self.cap.set(options.max_bytes or 0)
         self.cap_met.set(1)
         for result in ("ok", "errors", "skipped", "failed"):
-            self.passes.labels(result)  # every series from the start, so rate() sees the first one
+            self.passes.labels(node, result)  # every series from the start, so rate() sees the first one
 
     def add(self, report: Report) -> None:
         with self.lock:
             if report.skipped:
-                self.passes.labels("skipped").inc()
+                self.passes.labels(self.node, "skipped").inc()
                 return
-            self.passes.labels("errors" if report.errors else "ok").inc()
+            self.passes.labels(self.node, "errors" if report.errors else "ok").inc()
             if report.dry_run:
                 return  # a dry run changes nothing, so it moves no counter but the pass count
             self.freed.inc(report.freed_bytes)
@@ -220,7 +221,7 @@ class Metrics:
 
     def failed(self) -> None:
         with self.lock:
-            self.passes.labels("failed").inc()
+            self.passes.labels(self.node, "failed").inc()
 
     def text(self) -> bytes:
         from prometheus_client.exposition import generate_latest

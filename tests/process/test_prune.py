@@ -383,17 +383,17 @@ def unreadable_parts(root: Path, setpriv: str) -> None:
 def test_metrics_file_passes_promtool(node: Node, populated: dict[str, Path], tmp_path: Path) -> None:
     promtool = require_tool("promtool")
     metrics = tmp_path / "prune.prom"
-    result = prune(node.root, "--keep-days", "7", "--metrics-file", str(metrics))
+    result = prune(node.root, "--keep-days", "7", "--metrics-file", str(metrics), prefix=("env", "NODE_NAME=node-7"))
     assert result.returncode == 0, result.stderr
     text = metrics.read_text()
     check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
     samples = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and line[0] != "#"}
-    assert samples["bootstrap_logs_prune_removed_dirs_total"] == 3
-    assert samples["bootstrap_logs_prune_live_dirs"] == 3
-    assert samples["bootstrap_logs_prune_freed_bytes_total"] > 0
+    assert samples['bootstrap_logs_prune_removed_dirs_total{node="node-7"}'] == 3
+    assert samples['bootstrap_logs_prune_live_dirs{node="node-7"}'] == 3
+    assert samples['bootstrap_logs_prune_freed_bytes_total{node="node-7"}'] > 0
     du = sum(p.lstat().st_blocks * 512 for p in [node.root, *node.root.rglob("*")])
-    assert samples["bootstrap_logs_prune_root_bytes"] == pytest.approx(du, abs=64 << 10)
+    assert samples['bootstrap_logs_prune_root_bytes{node="node-7"}'] == pytest.approx(du, abs=64 << 10)
 
 
 def test_loop_serves_metrics_and_stops_on_term(node: Node, populated: dict[str, Path]) -> None:
@@ -411,8 +411,8 @@ def test_loop_serves_metrics_and_stops_on_term(node: Node, populated: dict[str, 
         while not (line := loop.stdout.readline()).startswith("summary:"):
             assert line, loop.stderr.read() if loop.stderr else ""
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-        assert "bootstrap_logs_prune_removed_dirs_total 3.0" in body
-        assert 'bootstrap_logs_prune_passes_total{result="ok"} 1.0' in body
+        assert 'bootstrap_logs_prune_removed_dirs_total{node=""} 3.0' in body
+        assert 'bootstrap_logs_prune_passes_total{node="",result="ok"} 1.0' in body
         loop.send_signal(signal.SIGTERM)
         assert loop.wait(10) == 0
     finally:

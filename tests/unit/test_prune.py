@@ -215,3 +215,11 @@ def test_a_symlink_in_place_of_the_lock_is_one_warning(tmp_path: Path, capfd: py
     assert loglock.hold(str(tmp_path), recreate=lambda: None) is None
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and "bootstrap: warning: cannot open" in err and "the app runs on" in err
+
+
+def test_run_path_loads_the_lock_but_never_the_pruner() -> None:
+    code = ("import sys\nimport bootstrap.cli, bootstrap.loglock, bootstrap.setup, bootstrap.supervisor\n"
+            "print(sorted(m for m in ('bootstrap.prune', 'bootstrap.prune_cli', 'dataclasses', 'typing', 'gzip',"
+            " 'shutil', 'prometheus_client') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
