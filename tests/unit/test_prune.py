@@ -223,3 +223,23 @@ def test_run_path_loads_the_lock_but_never_the_pruner() -> None:
             " 'shutil', 'prometheus_client') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_dashboard_uses_only_metrics_the_pruner_exports() -> None:
+    import json
+    import re
+
+    from bootstrap.prune import Report
+    from bootstrap.prune_cli import Metrics
+
+    metrics = Metrics(Options("/data/logs", max_bytes=10), node="node-1")
+    metrics.add(Report(freed_bytes=5, removed_dirs=1, live_dirs=2, root_bytes=9))
+    text = metrics.text().decode()
+    exported = set(re.findall(r"^(bootstrap_logs_prune_\w+)\{", text, flags=re.M))
+    assert 'bootstrap_logs_prune_root_bytes{node="node-1"} 9.0' in text
+    dashboard = (Path(__file__).resolve().parents[2] / "helm" / "microservice" / "dashboards" / "bootstrap.json")
+    exprs = " ".join(t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p.get("targets", []))
+    used = set(re.findall(r"\bbootstrap_logs_prune_\w+", exprs))
+    assert {"bootstrap_logs_prune_root_bytes", "bootstrap_logs_prune_freed_bytes_total",
+            "bootstrap_logs_prune_removed_dirs_total", "bootstrap_logs_prune_live_dirs"} <= used
+    assert used <= exported
