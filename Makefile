@@ -18,6 +18,7 @@ bench: deps
 	$(PY) bench/run.py
 	$(PY) bench/replication.py
 	$(PY) bench/jvm_memory.py
+	$(PY) bench/prune.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
