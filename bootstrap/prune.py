@@ -136,6 +136,7 @@ class Pass:
         self.root_fd = -1
         self.root_dev = 0
         self.root_lock = -1
+        self.nested_live = False  # set while measuring a log dir that holds a live one below it
         self.dirs: list[LogDir] = []
         self.trash: list[tuple[tuple[str, ...], int]] = []
 
@@ -263,7 +264,10 @@ class Pass:
         if not d.live and self.options.compress_after_days is not None:
             compress_before = self.now - self.options.compress_after_days * DAY
         st = os.fstat(fd)
+        self.nested_live = False
         size, newest, files, to_compress = self.measure(fd, rel, 0, compress_before)
+        if self.nested_live:  # e.g. {app} and {app}/{ip} patterns on one node: the inner one is running
+            d.live, to_compress = True, 0
         d.size, d.files, d.to_compress = size + blocks(st), files, to_compress
         d.newest = newest if files else st.st_mtime
         self.dirs.append(d)
@@ -305,7 +309,9 @@ class Pass:
                     os.close(child)
                 size, newest, files, to_compress = size + s, max(newest, n), files + f, to_compress + c
                 continue
-            if name == LOCK_FILE and depth == 0:
+            if name == LOCK_FILE:
+                if depth > 0 and self.live(fd, (*rel,)):
+                    self.nested_live = True
                 continue  # created once, by the agent or the pruner: says nothing about the logs' age
             files += 1
             newest = max(newest, st.st_mtime)

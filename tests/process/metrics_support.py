@@ -16,15 +16,17 @@ from tests.conftest import free_port, http_code, http_get, require_tool, wait_un
 class Prometheus:
     """Debian's prometheus on 127.0.0.1, scraping one target every second, with its own storage."""
 
-    def __init__(self, workdir: Path, target_port: int, labels: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, target_port: int, labels: dict[str, str],
+                 more_jobs: tuple[tuple[str, int, dict[str, str]], ...] = ()) -> None:
         binary = require_tool("prometheus")
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "prometheus.yml"
         config.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [{"job_name": "bootstrap", "static_configs": [
-                {"targets": [f"127.0.0.1:{target_port}"], "labels": labels}]}]}))
+            "scrape_configs": [{"job_name": job, "static_configs": [
+                {"targets": [f"127.0.0.1:{port}"], "labels": job_labels}]}
+                for job, port, job_labels in (("bootstrap", target_port, labels), *more_jobs)]}))
         self.log = (workdir / "prometheus.log").open("wb")
         self.proc = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",

@@ -29,6 +29,11 @@ SERIES = ("bootstrap_phase_seconds", "bootstrap_ready", "bootstrap_ready_transit
           "bootstrap_app_threads", "bootstrap_app_open_fds", "bootstrap_app_processes", "bootstrap_log_dir_bytes",
           "bootstrap_info", "bootstrap_state", "bootstrap_start_time_seconds", "bootstrap_starts_total",
           "bootstrap_exits_total")
+# From the node-logs chart's prune loop (bootstrap logs prune --every) on the same node.
+PRUNE_SERIES = ("bootstrap_logs_prune_root_bytes", "bootstrap_logs_prune_cap_bytes", "bootstrap_logs_prune_cap_met",
+                "bootstrap_logs_prune_freed_bytes_total", "bootstrap_logs_prune_removed_dirs_total",
+                "bootstrap_logs_prune_live_dirs", "bootstrap_logs_prune_dead_dirs")
+PRUNE_TARGET_LABELS = {"namespace": "logging", "pod": "node-logs-5kq2x"}  # its node label comes from NODE_NAME
 
 
 class Setup:
@@ -49,25 +54,35 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                                                   "BOOTSTRAP_READY_CMD": "true", "BOOTSTRAP_READY_PERIOD": "1",
                                                   "BOOTSTRAP_IMAGE": "registry.local:5000/base/jre17:1.0"}, pid1=True)
     prometheus = None
+    prune_port = free_port()
+    prune = subprocess.Popen([BOOTSTRAP, "logs", "prune", "--root", env["BOOTSTRAP_LOG_ROOT"], "--keep-days", "7",
+                              "--max-bytes", "1Gi", "--every", "1", "--metrics-port", str(prune_port),
+                              "--metrics-address", "127.0.0.1"], env={**env, "NODE_NAME": TARGET_LABELS["node"]},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         agent.wait_line(r"^app ready pid=")
         wait_until(lambda: (http_get(port, "/ready") or (0, b""))[0] == 200, timeout=15)
         agent.signal(signal.SIGUSR1)
         agent.wait_line(r"^app signal SIGUSR1$")
-        prometheus = Prometheus(root / "prometheus", port, TARGET_LABELS)
+        prometheus = Prometheus(root / "prometheus", port, TARGET_LABELS,
+                                (("node-logs", prune_port, PRUNE_TARGET_LABELS),))
         # Enough scrapes for rate() and deriv() over the dashboard's windows.
         wait_until(lambda: prometheus.query("count_over_time(bootstrap_ready[1m]) >= 5"), timeout=60, interval=0.5)
+        wait_until(lambda: prometheus.query("count_over_time(bootstrap_logs_prune_live_dirs[1m]) >= 3"), timeout=60,
+                   interval=0.5)
         yield Setup(agent, port, prometheus)
     finally:
         if prometheus is not None:
             prometheus.stop()
+        prune.kill()
+        prune.wait(10)
         agent.kill()
 
 
 def test_the_series_arrive_with_their_labels(setup: Setup) -> None:
     p = setup.prometheus
     names = set(p.api("label/__name__/values"))
-    assert set(SERIES) <= names, set(SERIES) - names
+    assert set(SERIES + PRUNE_SERIES) <= names, set(SERIES + PRUNE_SERIES) - names
     [info] = p.query("bootstrap_info")
     assert info["metric"] | {} == {"__name__": "bootstrap_info", "app": "demo", "env": "qa", "version": "0.1.0",
                                    "base_image": "registry.local:5000/base/jre17:1.0", "instance": f"127.0.0.1:{setup.port}",
@@ -129,6 +144,6 @@ def test_dashboard_variables_find_the_agent(setup: Setup) -> None:
 
 def test_dashboard_has_only_known_metrics() -> None:
     used = set(re.findall(r"\bbootstrap_[a-z_]+", " ".join(e for _, e in dashboard_targets())))
-    assert used <= set(SERIES) | {"bootstrap_check_duration_seconds_bucket"}, used - set(SERIES)
+    assert used <= set(SERIES + PRUNE_SERIES) | {"bootstrap_check_duration_seconds_bucket"}, used - set(SERIES)
 
 

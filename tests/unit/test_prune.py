@@ -243,3 +243,19 @@ def test_dashboard_uses_only_metrics_the_pruner_exports() -> None:
     assert {"bootstrap_logs_prune_root_bytes", "bootstrap_logs_prune_freed_bytes_total",
             "bootstrap_logs_prune_removed_dirs_total", "bootstrap_logs_prune_live_dirs"} <= used
     assert used <= exported
+
+
+def test_a_dead_dir_holding_a_live_one_is_kept(tmp_path: Path) -> None:
+    """Two patterns on one node ({app} and {app}/{ip}): the outer dir is dead, the inner one runs."""
+    outer = dead_dir(tmp_path, "orders", 30)
+    inner = dead_dir(tmp_path, "orders/10.0.0.1", 30)
+    fd = os.open(inner / ".bootstrap.lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        report = run_pass(Options(str(tmp_path), keep_days=1, max_bytes=0), lambda _l: None)
+        assert outer.exists() and inner.exists()
+        assert report.live_dirs == 1 and report.removed_dirs == 0
+    finally:
+        os.close(fd)
+    report = run_pass(Options(str(tmp_path), keep_days=1), lambda _l: None)
+    assert not outer.exists() and report.removed_dirs == 1
