@@ -362,7 +362,7 @@ def value_paths(tree: dict[str, Any], prefix: str = "") -> list[str]:
     paths = []
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and path not in {"resources", "configFiles.files"}:
+        if isinstance(value, dict) and value and path not in {"resources", "configFiles.files", "prune.resources"}:
             paths += value_paths(value, path + ".")
         else:
             paths.append(path)
