@@ -37,18 +37,21 @@ def parse_size(text: str) -> int:
     B is allowed (10GB, 500MiB)."""
     match = SIZE_RE.match(text.strip())
     if not match:
-        raise UsageError(f"--max-bytes={text!r} is not a size; use bytes or a number with K, M, G, T "
+        raise UsageError(f"--max-bytes={text[:40]!r} is not a size; use bytes or a number with K, M, G, T "
                          "(powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), e.g. 10G or 500Mi")
-    return int(float(match.group(1)) * UNITS[match.group(2) or ""])
+    value = float(match.group(1)) * UNITS[match.group(2) or ""]
+    if value >= 2**63:
+        raise UsageError(f"--max-bytes={text[:40]!r} is too large; give at most 8Ei")
+    return int(value)
 
 
-def parse_number(flag: str, text: str, minimum: float = 0.0) -> float:
+def parse_number(flag: str, text: str, minimum: float = 0.0, maximum: float = 1e9) -> float:
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value >= minimum or value == float("inf"):  # also rejects nan
-        raise UsageError(f"{flag}={text!r} must be a number >= {minimum:g}, e.g. {flag} 7")
+    if not minimum <= value <= maximum:  # also rejects nan
+        raise UsageError(f"{flag}={text[:40]!r} must be a number from {minimum:g} to {maximum:g}, e.g. {flag} 7")
     return value
 
 
@@ -88,7 +91,7 @@ def parse(args: list[str]) -> tuple[Options, dict[str, str]]:
         dry_run=dry_run,
     )
     if "--every" in values:
-        parse_number("--every", values["--every"], 1.0)
+        parse_number("--every", values["--every"], 1.0, 366 * 86400.0)
     if "--metrics-port" in values:
         port = values["--metrics-port"]
         if not port.isdigit() or not 0 < int(port) < 65536:
@@ -120,9 +123,8 @@ def main(args: list[str], environ: Mapping[str, str]) -> int:
     report = one_pass(options)
     metrics = Metrics(options, environ.get("NODE_NAME", ""))
     metrics.add(report)
-    if "--metrics-file" in values:
-        metrics.write_file(values["--metrics-file"])
-    return EX_ERRORS if report.errors else 0
+    written = metrics.write_file(values["--metrics-file"]) if "--metrics-file" in values else True
+    return EX_ERRORS if report.errors or not written else 0
 
 
 def one_pass(options: Options) -> Report:
@@ -229,15 +231,18 @@ class Metrics:
         with self.lock:
             return bytes(generate_latest(self.registry))
 
-    def write_file(self, path: str) -> None:
+    def write_file(self, path: str) -> bool:
         """Atomically, for node-exporter's textfile collector; a failed write is logged, never fatal."""
         temp = f"{path}.{os.getpid()}.tmp"
         try:
             with open(temp, "wb") as fh:
                 fh.write(self.text())
             os.replace(temp, path)
+            return True
         except OSError as exc:
-            log.error(f"cannot write the metrics file {escape(path)}: {exc.strerror}")
+            log.error(f"cannot write the metrics file {escape(path)}: {exc.strerror}; check that its "
+                      "directory exists and is writable")
+            return False
 
     def serve(self, address: str, port: int) -> Any:
         from prometheus_client import start_http_server

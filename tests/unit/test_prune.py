@@ -59,10 +59,13 @@ def test_bad_sizes_are_usage_errors(text: str) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     ([], "--root is required"),
     (["--root"], "--root needs a value"),
-    (["--root", "/x", "--keep-days", "-1"], "--keep-days='-1' must be a number >= 0"),
+    (["--root", "/x", "--keep-days", "-1"], "--keep-days='-1' must be a number from 0 to"),
+    (["--root", "/x", "--keep-days", "inf"], "--keep-days='inf' must be a number"),
+    (["--root", "/x", "--every", "1e300"], "--every='1e300' must be a number from 1 to 3.1"),
+    (["--root", "/x", "--max-bytes", "9" * 400], "--max-bytes='9999999999.*' is too large"),
     (["--root", "/x", "--keep-days", "nan"], "--keep-days='nan' must be a number"),
     (["--root", "/x", "--compress-after-days=soon"], "--compress-after-days='soon'"),
-    (["--root", "/x", "--every", "0"], "--every='0' must be a number >= 1"),
+    (["--root", "/x", "--every", "0"], "--every='0' must be a number from 1 to"),
     (["--root", "/x", "--metrics-port", "9100"], "--metrics-port serves the metrics of a loop"),
     (["--root", "/x", "--every", "60", "--metrics-port", "99999"], "--metrics-port='99999' must be a TCP port"),
     (["--root", "/x", "--root", "/y"], "--root is given twice"),
@@ -89,6 +92,11 @@ def test_cli_errors_are_one_line_with_documented_codes(tmp_path: Path) -> None:
     assert missing.stderr.count("\n") == 1 and "is not a directory" in missing.stderr
     unknown = subprocess.run([BOOTSTRAP, "logs", "tidy"], capture_output=True, text=True, timeout=30)
     assert unknown.returncode == 64 and "unknown logs command 'tidy'" in unknown.stderr
+    huge = prune("--root", str(tmp_path), "--keep-days", "9" * 100000)
+    assert huge.returncode == 64 and huge.stderr.count("\n") == 1 and len(huge.stderr) < 300
+    no_dir = prune("--root", str(tmp_path), "--metrics-file", str(tmp_path / "missing" / "prune.prom"))
+    assert no_dir.returncode == 1
+    assert no_dir.stderr.startswith("bootstrap: error: cannot write the metrics file") and no_dir.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("name", ["app.log.1", "app.log.12", "app.1.log", "catalina.out.2024-01-31",
