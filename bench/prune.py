@@ -16,6 +16,7 @@ import fcntl
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -101,6 +102,7 @@ def main() -> int:
                         help="runs per removal contender (the tree is rebuilt for each; removal is disk-bound)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))  # so the work directory is removed
     work = Path(tempfile.mkdtemp(prefix="bootstrap-bench-prune-", dir="/var/tmp"))
     tree = work / "logs"
     results: dict[str, list[dict[str, float]]] = {}
@@ -131,15 +133,15 @@ def main() -> int:
                 "find", str(tree), "-mindepth", "2", "-maxdepth", "2", "-type", "d", "-mtime", "+30",
                 "-exec", "rm", "-rf", "{}", "+"],
         }
-        for name, argv in removal.items():
-            runs = []
-            for _ in range(args.removal_runs):
+        for name in removal:
+            results[name] = []
+        for _ in range(args.removal_runs):  # interleaved: a burst of disk traffic from elsewhere hits both
+            for name, argv in removal.items():
                 held = build(tree)
                 subprocess.run(["du", "-s", str(tree)], check=True, capture_output=True)  # warm the cache
-                runs.append(measure(argv))
+                results[name].append(measure(argv))
                 release(held)
-            results[name] = runs
-            log(f"{name}: {median(runs, 'wall') * 1000:.0f} ms")
+                log(f"{name}: {results[name][-1]['wall'] * 1000:.0f} ms")
         # Memory is bounded by the number of dirs, not of files: the same 2,000 dirs with 10x fewer files.
         held = build(tree, files=3)
         small = [*PRUNE, "--root", str(tree), "--keep-days", "3650"]
