@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import gzip
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -19,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import require_root, require_tool, wait_until
-from tests.process.support import APP, BOOTSTRAP, Agent, app_tree
+from tests.conftest import BOOTSTRAP, app_tree, free_port, require_root, require_tool, wait_until
+from tests.process.support import APP, Agent
 
 pytestmark = pytest.mark.process
 DAY = 86400
@@ -397,12 +396,9 @@ def test_metrics_file_passes_promtool(node: Node, populated: dict[str, Path], tm
 
 
 def test_loop_serves_metrics_and_stops_on_term(node: Node, populated: dict[str, Path]) -> None:
-    import socket
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     loop = subprocess.Popen([BOOTSTRAP, "logs", "prune", "--root", str(node.root), "--keep-days", "7",
                              "--every", "3600", "--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -6,7 +6,6 @@ import fcntl
 import gzip
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,9 +16,8 @@ from bootstrap import loglock
 from bootstrap.errors import UsageError
 from bootstrap.prune import ROTATED, Options, escape, run_pass
 from bootstrap.prune_cli import parse, parse_size
-from tests.conftest import wait_until
+from tests.conftest import BOOTSTRAP, modules_after, wait_until
 
-BOOTSTRAP = str(Path(sys.executable).with_name("bootstrap"))
 DAY = 86400
 
 
@@ -226,11 +224,9 @@ def test_a_symlink_in_place_of_the_lock_is_one_warning(tmp_path: Path, capfd: py
 
 
 def test_run_path_loads_the_lock_but_never_the_pruner() -> None:
-    code = ("import sys\nimport bootstrap.cli, bootstrap.loglock, bootstrap.setup, bootstrap.supervisor\n"
-            "print(sorted(m for m in ('bootstrap.prune', 'bootstrap.prune_cli', 'dataclasses', 'typing', 'gzip',"
-            " 'shutil', 'prometheus_client') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert modules_after("import bootstrap.cli, bootstrap.loglock, bootstrap.setup, bootstrap.supervisor",
+                         ("bootstrap.prune", "bootstrap.prune_cli", "dataclasses", "typing", "gzip", "shutil",
+                          "prometheus_client")) == []
 
 
 def test_dashboard_uses_only_metrics_the_pruner_exports() -> None:
