@@ -437,6 +437,16 @@ class Settings:
     http_port: int | None = setting(
         "BOOTSTRAP_HTTP_PORT", parse_port, "a port 1-65535",
         "Serves the probes, /status and /metrics from a helper process; off when unset.", default=None)
+    live_port: int | None = setting(
+        "BOOTSTRAP_LIVE_PORT", parse_port, "a port 1-65535",
+        "Listens from the app's start while the app is live: the startup and liveness tcpSocket probes; "
+        "off when unset.", default=None)
+    ready_port: int | None = setting(
+        "BOOTSTRAP_READY_PORT", parse_port, "a port 1-65535",
+        "Listens exactly while RUN_DIR/ready exists: the readiness tcpSocket probe; off when unset.", default=None)
+    live_window: float = setting(
+        "BOOTSTRAP_LIVE_WINDOW", parse_seconds, "seconds >= 0",
+        "Seconds the state may stay not_ready before the live port closes; 0: never.", default=300.0)
     image: str | None = setting(
         "BOOTSTRAP_IMAGE", parse_text, "an image reference",
         "Copied into the .bootstrap.jsonl records.", default=None)
@@ -657,6 +667,7 @@ def load(environ: Mapping[str, str]) -> Settings:
     data = read_yaml(config_file) if config_file else {}
 
     values = _resolve(SETTING_ROWS, environ, data, config_file)
+    _distinct_ports(values)
     ready = _resolve(READY_ROWS, environ, data.get(ReadyChecks.SECTION) or {}, config_file)
     _log_with_pattern(ready, _READY_ROW["log"].env or "", _READY_ROW["pattern"].env or "")
     for row in SETTING_ROWS:
@@ -675,6 +686,20 @@ def load(environ: Mapping[str, str]) -> Settings:
         values["log_links"] = tuple(LogLink(_under(home, link.path), link.subdir) for link in values["log_links"])
     values["config_file"] = config_file or None
     return Settings(**values, env=resolve_env(values["app_env"], values["conf_source"]), ready=ReadyChecks(**ready))
+
+
+def _distinct_ports(values: dict[str, Any]) -> None:
+    """The agent's listeners need a port each."""
+    seen: dict[int, str] = {}
+    for name in ("http_port", "live_port", "ready_port"):
+        port = values.get(name)
+        if port is None:
+            continue
+        env = _ROW[name].env or name
+        if port in seen:
+            raise SettingError(env, f"is also {seen[port]}",
+                               f"{env}={port} is also {seen[port]}: give each of the agent's listeners a port of its own")
+        seen[port] = env
 
 
 def require_command(settings: Settings, argv: list[str]) -> tuple[str, ...]:

@@ -27,6 +27,22 @@ SUPERVISOR_FILE = "supervisor.json"  # PID 1's counters, for the metrics
 CHECKS_FILE = "checks.json"  # the readiness checker's counters, for the metrics
 RUN_FILES = (STATUS_FILE, READY_FILE, SUPERVISOR_FILE, CHECKS_FILE)
 JSON_FILES = (STATUS_FILE, SUPERVISOR_FILE, CHECKS_FILE)
+_notify_fd = -1  # a pipe's non-blocking write end: the probe ports wake on every change
+
+
+def notify_changes_to(fd: int) -> None:
+    """After this, every state write sends one byte to fd (the readiness checker sets it)."""
+    global _notify_fd
+    _notify_fd = fd
+
+
+def _notify() -> None:
+    if _notify_fd < 0:
+        return
+    try:
+        os.write(_notify_fd, b".")
+    except OSError:
+        pass  # full (a byte is pending anyway) or the reader is gone: it re-reads the state when back
 
 
 def iso_time(ts: float) -> str:
@@ -92,11 +108,13 @@ def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[
     write_json(run_dir, STATUS_FILE, status)
     if state == "ready":
         os.close(os.open(ready_path, os.O_WRONLY | os.O_CREAT, 0o644))
+    _notify()
     return status
 
 
 def clear_ready(run_dir: str) -> None:
     _remove(os.path.join(run_dir, READY_FILE))
+    _notify()
 
 
 def _remove(path: str) -> None:

@@ -1,0 +1,151 @@
+"""The probe-ports helper with real processes: bootstrap as PID 1 of a PID namespace, the kubelet's
+tcpSocket probe played by a TCP connect from the host."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import wait_until
+from tests.process.support import APP, BOOTSTRAP, Agent, app_tree
+
+LIVE, READY = 23101, 23102  # this tier's ports (23000-23999)
+
+
+def accepts(port: int, timeout: float = 1.0) -> bool:
+    """The kubelet's tcpSocket probe: a connect that succeeds within timeoutSeconds, then close."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture()
+def start(tmp_path: Path) -> Iterator[object]:
+    agents: list[Agent] = []
+
+    def run(**extra: str) -> Agent:
+        env = {**app_tree(tmp_path), "BOOTSTRAP_LIVE_PORT": str(LIVE), "BOOTSTRAP_READY_PORT": str(READY), **extra}
+        agent = Agent([BOOTSTRAP, "run", "--", *APP], env, pid1=True)
+        agents.append(agent)
+        return agent
+
+    yield run
+    for agent in agents:
+        agent.kill()
+
+
+def probe_helper(agent: Agent) -> psutil.Process:
+    counters = wait_until(lambda: agent.counters().get("helper_pids", {}).get("probe ports") and agent.counters())
+    return psutil.Process(_host_pid(agent, counters["helper_pids"]["probe ports"]))
+
+
+def _host_pid(agent: Agent, ns_pid: int) -> int:
+    """The host pid of a process the agent knows by its pid in the PID namespace."""
+    for proc in psutil.Process(agent.pid).children():
+        with open(f"/proc/{proc.pid}/status") as fh:
+            nspid = next(line for line in fh if line.startswith("NSpid:")).split()
+        if int(nspid[-1]) == ns_pid:
+            return proc.pid
+    raise AssertionError(f"no child of the agent has pid {ns_pid} in its namespace")
+
+
+def test_ready_port_follows_the_ready_file_and_live_opens_with_the_app(start, tmp_path: Path) -> None:
+    flag = tmp_path / "ready-flag"
+    agent = start(BOOTSTRAP_READY_CMD=f"test -f {flag}")
+    wait_until(lambda: accepts(LIVE), timeout=15)  # startup: passes once the app runs, before ready
+    assert agent.status()["state"] == "starting"
+    assert not accepts(READY)
+    flag.touch()
+    wait_until(lambda: accepts(READY), timeout=15)
+    assert (agent.run_dir / "ready").exists()
+    # the checks fail again (period 1 s): the ready port closes with the ready file
+    flag.unlink()
+    wait_until(lambda: not accepts(READY), timeout=15)
+    assert agent.status()["state"] == "not_ready" and not (agent.run_dir / "ready").exists()
+    assert accepts(LIVE)  # not_ready for less than BOOTSTRAP_LIVE_WINDOW is still live
+
+
+def test_stopped_app_fails_liveness_until_continued(start) -> None:
+    agent = start()
+    wait_until(lambda: accepts(READY), timeout=15)
+    app = _host_pid(agent, agent.status()["pid"])
+    os.kill(app, signal.SIGSTOP)
+    try:
+        # the liveness connection that finds the app stopped still passes; the next ones are refused
+        wait_until(lambda: not accepts(LIVE), timeout=10, interval=0.2)
+        agent.wait_line(r"not live: the app \(pid \d+\) is stopped", stream="err")
+    finally:
+        os.kill(app, signal.SIGCONT)
+    wait_until(lambda: accepts(LIVE), timeout=10)
+
+
+def test_failed_startup_deadline_fails_liveness(start, tmp_path: Path) -> None:
+    agent = start(BOOTSTRAP_READY_CMD=f"test -f {tmp_path / 'never'}", BOOTSTRAP_READY_TIMEOUT="1")
+    wait_until(lambda: agent.status().get("state") == "failed", timeout=15)
+    wait_until(lambda: not accepts(LIVE), timeout=10)
+    assert not accepts(READY)
+
+
+def test_not_ready_longer_than_the_window_fails_liveness(start, tmp_path: Path) -> None:
+    flag = tmp_path / "ready-flag"
+    flag.touch()
+    agent = start(BOOTSTRAP_READY_CMD=f"test -f {flag}", BOOTSTRAP_READY_PERIOD="0.2", BOOTSTRAP_LIVE_WINDOW="2")
+    wait_until(lambda: accepts(READY), timeout=15)
+    flag.unlink()
+    wait_until(lambda: agent.status().get("state") == "not_ready", timeout=15)
+    assert accepts(LIVE)
+    wait_until(lambda: not accepts(LIVE), timeout=10)
+    agent.wait_line(r"readiness checks have failed for \d+s", stream="err")
+    flag.touch()  # the checks pass again: live again
+    wait_until(lambda: accepts(LIVE) and accepts(READY), timeout=15)
+
+
+def test_hung_helper_fails_both_probes(start) -> None:
+    agent = start()
+    wait_until(lambda: accepts(READY), timeout=15)
+    helper = probe_helper(agent)
+    helper.suspend()
+    try:
+        # the kernel completes at most a couple of handshakes for an unaccepted backlog; then SYNs drop
+        wait_until(lambda: not accepts(LIVE, timeout=0.5), timeout=15, interval=0.1)
+        wait_until(lambda: not accepts(READY, timeout=0.5), timeout=15, interval=0.1)
+    finally:
+        helper.resume()
+    wait_until(lambda: accepts(LIVE) and accepts(READY), timeout=15)
+
+
+def test_stop_closes_ready_at_once_and_keeps_live(start) -> None:
+    agent = start(BOOTSTRAP_DRAIN_SECONDS="30")
+    wait_until(lambda: accepts(READY), timeout=15)
+    agent.signal(signal.SIGTERM)
+    wait_until(lambda: not accepts(READY), timeout=5)
+    assert agent.status()["state"] == "stopping"
+    assert accepts(LIVE)  # a graceful stop is not a liveness failure
+    agent.signal(signal.SIGTERM)  # a second TERM ends the drain
+    assert agent.wait(30) == 128 + signal.SIGTERM
+
+
+def test_dead_helper_is_restarted(start) -> None:
+    agent = start()
+    wait_until(lambda: accepts(READY), timeout=15)
+    probe_helper(agent).kill()
+    wait_until(lambda: agent.counters().get("helper_restarts", {}).get("probe ports") == 1, timeout=15)
+    wait_until(lambda: accepts(LIVE) and accepts(READY), timeout=15)
+
+
+def test_ports_must_differ(tmp_path: Path) -> None:
+    import subprocess
+
+    env = {**app_tree(tmp_path), "BOOTSTRAP_LIVE_PORT": str(LIVE), "BOOTSTRAP_READY_PORT": str(LIVE)}
+    result = subprocess.run([BOOTSTRAP, "run", "--", "/bin/true"], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 78
+    assert result.stderr.strip().splitlines() == [
+        f"bootstrap: error: BOOTSTRAP_READY_PORT={LIVE} is also BOOTSTRAP_LIVE_PORT: "
+        "give each of the agent's listeners a port of its own"]
