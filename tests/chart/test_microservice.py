@@ -30,29 +30,48 @@ def render(values: dict[str, Any] | None = None, name: str = chartlib.RELEASE) -
 
 # --- probes -------------------------------------------------------------------------------------
 
-def test_probe_commands_are_exactly_the_agents() -> None:
+def test_default_probes_are_tcp_to_the_agents_probe_ports() -> None:
+    r = render()
+    c = r.container
+    assert c["startupProbe"]["tcpSocket"] == {"port": "probe-live"}
+    assert c["readinessProbe"]["tcpSocket"] == {"port": "probe-ready"}
+    assert c["livenessProbe"]["tcpSocket"] == {"port": "probe-live"}
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert r.env["BOOTSTRAP_LIVE_PORT"] == str(ports["probe-live"])
+    assert r.env["BOOTSTRAP_READY_PORT"] == str(ports["probe-ready"])
+    assert r.env["BOOTSTRAP_LIVE_WINDOW"] == "300"
+
+
+def test_no_default_probe_forks_anything() -> None:
     c = render().container
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert "exec" not in c[probe], probe
+
+
+def test_tcp_probes_are_quick_and_the_startup_window_covers_setup_only() -> None:
+    c = render().container
+    # Socket probes cost an accept: readiness every second, so the kubelet sees Ready ~0.5 s late.
+    assert c["readinessProbe"]["periodSeconds"] == 1
+    assert c["startupProbe"]["periodSeconds"] == 1
+    assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] == 30
+    r = render(with_values(probes={"startup": {"periodSeconds": 4, "setupSeconds": 10}}))
+    assert r.container["startupProbe"]["failureThreshold"] == 3  # ceil(10 / 4)
+
+
+def test_exec_probe_commands_are_exactly_the_agents() -> None:
+    c = render(with_values(probes={"handler": "exec"})).container
     assert c["readinessProbe"]["exec"]["command"] == ["cat", "/run/bootstrap/ready"]
     assert c["livenessProbe"]["exec"]["command"] == ["bootstrap", "probe", "--live"]
     assert c["startupProbe"]["exec"]["command"] == ["bootstrap", "probe", "--startup"]
 
 
-def test_python_probes_default_to_a_slow_period() -> None:
-    c = render().container
-    # `bootstrap probe --live` forks Python on every run, for the pod's whole life.
-    assert c["livenessProbe"]["periodSeconds"] >= 30
-    assert c["startupProbe"]["periodSeconds"] >= 30  # `bootstrap probe --startup` forks Python too
-    # `cat` forks no Python, so readiness can be quick.
-    assert c["readinessProbe"]["periodSeconds"] <= 10
-
-
 def test_readiness_follows_the_run_dir() -> None:
-    r = render(with_values(agent={"runDir": "/var/run/agent/"}))
+    r = render(with_values(agent={"runDir": "/var/run/agent/"}, probes={"handler": "exec"}))
     assert r.container["readinessProbe"]["exec"]["command"] == ["cat", "/var/run/agent/ready"]
     assert r.env["BOOTSTRAP_RUN_DIR"] == "/var/run/agent"
 
 
-def test_http_probes_when_the_agent_port_is_set() -> None:
+def test_http_probes_with_the_http_handler() -> None:
     r = chartlib.render_case("agent-http")
     c = r.container
     for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/live"), ("startupProbe", "/startup")):
@@ -64,13 +83,21 @@ def test_http_probes_when_the_agent_port_is_set() -> None:
     assert r.one("ServiceMonitor")["spec"]["endpoints"][0]["port"] == "agent"
 
 
+def test_probe_ports_off_renders_no_probe_env() -> None:
+    r = render(with_values(agent={"livePort": None, "readyPort": None}, probes={"handler": "exec"}))
+    assert "BOOTSTRAP_LIVE_PORT" not in r.env and "BOOTSTRAP_READY_PORT" not in r.env
+    assert not [p for p in r.container["ports"] if p["name"].startswith("probe-")]
+
+
 def test_no_http_port_env_without_the_agent_port() -> None:
     assert "BOOTSTRAP_HTTP_PORT" not in render().env
 
 
 @pytest.mark.parametrize(("timeout", "period"), [(300, 10), (180, 10), (420, 15), (1, 10), (601, 30), (30, 1)])
-def test_startup_window_covers_the_ready_timeout(timeout: int, period: int) -> None:
-    r = render(with_values(agent={"readyTimeoutSeconds": timeout}, probes={"startup": {"periodSeconds": period}}))
+@pytest.mark.parametrize("handler", ["exec", "httpGet"])
+def test_startup_window_covers_the_ready_timeout(timeout: int, period: int, handler: str) -> None:
+    r = render(with_values(agent={"readyTimeoutSeconds": timeout, "httpPort": 9901},
+                           probes={"handler": handler, "startup": {"periodSeconds": period}}))
     probe = r.container["startupProbe"]
     window = probe["failureThreshold"] * probe["periodSeconds"]
     # At least the timeout, plus one period so the agent's own deadline is recorded first.

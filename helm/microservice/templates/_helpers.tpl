@@ -84,15 +84,64 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* Startup failureThreshold: explicit, or ceil(readyTimeout / period) + 1 (one period of slack,
-so the agent's own deadline fires and is recorded before the kubelet restarts the container). */}}
+{{/* The agent's probe ports that are set, as YAML: `live: PORT`, `ready: PORT` (may be empty). */}}
+{{- define "microservice.probePorts" -}}
+{{- range $kind := list "live" "ready" -}}
+{{- with get $.Values.agent (printf "%sPort" $kind) }}
+{{ $kind }}: {{ int . }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+One probe (kind: startup, readiness or liveness), its handler chosen by probes.handler:
+- tcpSocket (default): the agent's probe-ports helper; nothing is forked. `probe-live` listens
+  once the app has been started and while it is healthy, `probe-ready` exactly while it is ready.
+- httpGet: the agent's HTTP endpoint (agent.httpPort): /startup, /ready, /live.
+- exec: `bootstrap probe --startup`, `cat <runDir>/ready`, `bootstrap probe --live` (Python forks).
+*/}}
+{{- define "microservice.probe" -}}
+{{- $v := .root.Values -}}
+{{- $p := get $v.probes .kind -}}
+{{- $handler := $v.probes.handler -}}
+{{- if eq $handler "tcpSocket" }}
+tcpSocket:
+  port: {{ ternary "probe-ready" "probe-live" (eq .kind "readiness") }}
+{{- else if eq $handler "httpGet" }}
+httpGet:
+  path: {{ get (dict "startup" "/startup" "readiness" "/ready" "liveness" "/live") .kind }}
+  port: agent
+{{- else }}
+exec:
+  {{- if eq .kind "readiness" }}
+  command: [cat, {{ printf "%s/ready" ($v.agent.runDir | trimSuffix "/") | quote }}]
+  {{- else }}
+  command: [bootstrap, probe, {{ ternary "--startup" "--live" (eq .kind "startup") }}]
+  {{- end }}
+{{- end }}
+periodSeconds: {{ int $p.periodSeconds }}
+timeoutSeconds: {{ int $p.timeoutSeconds }}
+failureThreshold: {{ ternary (include "microservice.startupFailureThreshold" .root) (int $p.failureThreshold) (eq .kind "startup") }}
+{{- end -}}
+
+{{/*
+Startup failureThreshold: explicit, or derived.
+- tcpSocket: the probe passes once the agent has started the app, so it only has to cover the
+  agent's setup: ceil(probes.startup.setupSeconds / period). The startup deadline is the agent's
+  (state `failed`), which closes the live port, so liveness restarts the container.
+- httpGet and exec: `/startup` and `bootstrap probe --startup` pass once the app has been ready,
+  so the window is ceil(readyTimeout / period) + 1 (one period of slack, so the agent's own
+  deadline fires and is recorded before the kubelet restarts the container).
+*/}}
 {{- define "microservice.startupFailureThreshold" -}}
 {{- $p := .Values.probes.startup -}}
-{{- if kindIs "invalid" $p.failureThreshold -}}
 {{- $period := int $p.periodSeconds -}}
-{{- add (div (add (int .Values.agent.readyTimeoutSeconds) (sub $period 1)) $period) 1 -}}
-{{- else -}}
+{{- if not (kindIs "invalid" $p.failureThreshold) -}}
 {{- int $p.failureThreshold -}}
+{{- else if eq .Values.probes.handler "tcpSocket" -}}
+{{- max 1 (div (add (int $p.setupSeconds) (sub $period 1)) $period) -}}
+{{- else -}}
+{{- add (div (add (int .Values.agent.readyTimeoutSeconds) (sub $period 1)) $period) 1 -}}
 {{- end -}}
 {{- end -}}
 

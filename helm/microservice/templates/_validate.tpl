@@ -29,7 +29,7 @@ the fix. deployment.yaml includes this first, so a bad values file renders nothi
 {{- end -}}
 
 {{- $startup := $v.probes.startup -}}
-{{- if not (kindIs "invalid" $startup.failureThreshold) -}}
+{{- if and (ne $v.probes.handler "tcpSocket") (not (kindIs "invalid" $startup.failureThreshold)) -}}
 {{- $window := mul (int $startup.failureThreshold) (int $startup.periodSeconds) -}}
 {{- if lt $window (int $v.agent.readyTimeoutSeconds) -}}
 {{- fail (printf "probes.startup.failureThreshold=%d × periodSeconds=%d = %ds is shorter than agent.readyTimeoutSeconds=%d, so the kubelet would restart an app that is still starting: raise it to at least %d, or leave it null to derive it" (int $startup.failureThreshold) (int $startup.periodSeconds) $window (int $v.agent.readyTimeoutSeconds) (div (add (int $v.agent.readyTimeoutSeconds) (sub (int $startup.periodSeconds) 1)) (int $startup.periodSeconds))) -}}
@@ -51,6 +51,32 @@ the fix. deployment.yaml includes this first, so a bad values file renders nothi
 {{- end -}}
 {{- if and (not (kindIs "invalid" $v.agent.httpPort)) (eq (int $p.containerPort) (int $v.agent.httpPort)) -}}
 {{- fail (printf "agent.httpPort=%d is also ports[%d].containerPort: give the agent's endpoint a port of its own" (int $v.agent.httpPort) $i) -}}
+{{- end -}}
+{{- end -}}
+{{- $probePorts := include "microservice.probePorts" . | fromYaml -}}
+{{- if and (eq $v.probes.handler "tcpSocket") (not (and $probePorts.live $probePorts.ready)) -}}
+{{- fail "probes.handler=tcpSocket needs agent.livePort and agent.readyPort (the agent's probe ports): set both, or choose probes.handler exec" -}}
+{{- end -}}
+{{- if and (eq $v.probes.handler "httpGet") (kindIs "invalid" $v.agent.httpPort) -}}
+{{- fail "probes.handler=httpGet needs agent.httpPort (the agent's HTTP endpoint answers /startup /ready /live): set it, or choose probes.handler tcpSocket" -}}
+{{- end -}}
+{{- $taken := dict -}}
+{{- if not (kindIs "invalid" $v.agent.httpPort) -}}{{- $_ := set $taken (toString (int $v.agent.httpPort)) "agent.httpPort" -}}{{- end -}}
+{{- range $kind, $port := $probePorts -}}
+{{- $key := printf "agent.%sPort" $kind -}}
+{{- with get $taken (toString $port) -}}
+{{- fail (printf "%s=%d is also %s: give each of the agent's listeners a port of its own" $key (int $port) .) -}}
+{{- end -}}
+{{- $_ := set $taken (toString $port) $key -}}
+{{- end -}}
+{{- range $i, $p := $v.ports -}}
+{{- if has $p.name (list "probe-live" "probe-ready") -}}
+{{- fail (printf "ports[%d].name=%s is reserved for the agent's probe ports: rename the port" $i $p.name) -}}
+{{- end -}}
+{{- range $kind, $port := $probePorts -}}
+{{- if eq (int $p.containerPort) (int $port) -}}
+{{- fail (printf "agent.%sPort=%d is also ports[%d].containerPort: give the agent's probe port a port of its own" $kind (int $port) $i) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.service.enabled (not $v.ports) -}}
@@ -132,7 +158,9 @@ the fix. deployment.yaml includes this first, so a bad values file renders nothi
   "BOOTSTRAP_LOG_ROOT" "logs.mountPath" "BOOTSTRAP_LOG_DIR" "logs.dirPattern" "BOOTSTRAP_RUN_DIR" "agent.runDir"
   "BOOTSTRAP_DRAIN_SECONDS" "agent.drainSeconds" "BOOTSTRAP_STOP_TIMEOUT" "agent.stopTimeoutSeconds"
   "BOOTSTRAP_READY_TIMEOUT" "agent.readyTimeoutSeconds" "BOOTSTRAP_IMAGE" "image.repository/tag/digest"
-  "BOOTSTRAP_HTTP_PORT" "agent.httpPort" "BOOTSTRAP_USER" "agent.user" -}}
+  "BOOTSTRAP_HTTP_PORT" "agent.httpPort" "BOOTSTRAP_USER" "agent.user"
+  "BOOTSTRAP_LIVE_PORT" "agent.livePort" "BOOTSTRAP_READY_PORT" "agent.readyPort"
+  "BOOTSTRAP_LIVE_WINDOW" "agent.liveWindowSeconds" -}}
 {{- range $i, $e := $v.env -}}
 {{- if hasKey $reserved $e.name -}}
 {{- fail (printf "env[%d].name=%s is set by the chart from %s: set that value instead of env" $i $e.name (get $reserved $e.name)) -}}
