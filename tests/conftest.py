@@ -21,6 +21,9 @@ T = TypeVar("T")
 # The `bootstrap` console script of this venv.
 BOOTSTRAP = str(Path(sys.executable).with_name("bootstrap"))
 
+# The podman engine, root image and tree build: session fixtures shared by the container and pod tiers.
+pytest_plugins = ("tests.podman_engine",)
+
 IN_CI = os.environ.get("CI") == "true"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
-from tests.container.conftest import REPO, Engine, TreeBuild, compile_app, record
+from tests.podman_engine import REPO, Engine, TreeBuild, compile_app, record
 
 pytestmark = pytest.mark.container
 

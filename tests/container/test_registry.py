@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, wait_until
-from tests.container.conftest import BASE_PREFIX, Engine, TreeBuild, record, tree_build
+from tests.podman_engine import BASE_PREFIX, Engine, TreeBuild, record, tree_build
 
 pytestmark = pytest.mark.container
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import BASE_PREFIX, TREE_IMAGES, Engine, TreeBuild, record, tree_build
+from tests.podman_engine import BASE_PREFIX, TREE_IMAGES, Engine, TreeBuild, record, tree_build
 
 pytestmark = pytest.mark.container
 PROGRESS = re.compile(r"^\[(\d)/(\d)\] (\S+): (built|unchanged) (\S+) in ([0-9.]+)s \(hash ([0-9a-f]{12})\)$", re.M)

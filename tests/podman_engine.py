@@ -1,4 +1,6 @@
-"""Container tier setup (DESIGN.md §6): our own containers.conf and storage, a debootstrap root image.
+"""Podman for the container and pod tiers (a pytest plugin, loaded by tests/conftest.py, so both
+tiers share one engine, one root image and one tree build per session): our own containers.conf
+and storage, a debootstrap root image.
 
 Nothing is pulled from a registry. The root filesystem is made with debootstrap once and cached as
 a tarball in .cache/container/ (gitignored); a fresh machine makes it in about a minute. Images
@@ -21,7 +23,7 @@ import pytest
 
 from tests.conftest import require_root, require_tool
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "container"
 ROOTFS_TAR = CACHE / "debian-bookworm-minbase-python3.tar"
 MIRROR = "http://deb.debian.org/debian"
@@ -38,6 +40,8 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 tmp_dir = "{tmp}"
+[network]
+network_config_dir = "{networks}"
 """
 STORAGE_CONF = """\
 [storage]
@@ -102,7 +106,8 @@ def engine() -> Iterator[Engine]:
     for tool in ("podman", "buildah", "runc", "debootstrap", "javac", "jar", "docker-registry", "skopeo"):
         require_tool(tool)
     work = Path(tempfile.mkdtemp(prefix="k8sjb-containers-", dir="/var/tmp"))
-    (work / "containers.conf").write_text(CONTAINERS_CONF.format(tmp=work / "libpod"))
+    # Networks live in the session's dir too: `podman system reset` at the end removes only ours.
+    (work / "containers.conf").write_text(CONTAINERS_CONF.format(tmp=work / "libpod", networks=work / "networks"))
     (work / "storage.conf").write_text(STORAGE_CONF.format(graph=work / "graph", run=work / "run"))
     (work / "registries.conf").write_text(REGISTRIES_CONF)
     env = dict(os.environ)

@@ -1,0 +1,239 @@
+"""The pod tier: an example app's image built on the tree, the chart rendered with the values
+dockerfile-gen wrote for it, the Deployment and its ConfigMap given to `podman kube play`, and the
+probes run by a kubelet stand-in (tests/pod/kubelet.py).
+
+What `podman kube play` (podman 4.3) does not do, and what this harness does instead:
+- it refuses the whole pod on a downward-API fieldRef to `status.podIP` or `spec.nodeName`: those
+  two env entries are dropped from the manifest here (the agent then finds its IP itself, from the
+  default route; NODE_NAME stays unset). `metadata.name` and `metadata.namespace` work.
+- it runs no probes: the kubelet stand-in runs the rendered ones;
+- it ignores `terminationGracePeriodSeconds` and runs no preStop hook: the stand-in runs the hook
+  with `podman exec` and stops the container with `podman stop -t GRACE`;
+- it mounts no `/dev/termination-log`: the harness adds a hostPath file there, so the agent's
+  termination message can be read on the host, as the kubelet reads it;
+- it ignores `subPath` on a configMap volume (the whole map is mounted as a directory at the
+  mountPath): the harness writes each key of the rendered ConfigMap to a host file, as the kubelet
+  materialises it, and mounts that file (hostPath, type File) at the same mountPath. The ConfigMap
+  is still given to `podman kube play` (`--configmap`) for the volume the pod spec names;
+- it has no restart of one container in a running pod: the stand-in's restart is `podman stop`
+  then `podman start`, which restarts the pod's network namespace too, so the restarted container
+  gets a new IP (in Kubernetes the pod keeps its IP) and the agent a new log dir named by it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart import chartlib
+from tests.pod.kubelet import ContainerState, Kubelet
+from tests.podman_engine import REPO, Engine, TreeBuild, compile_app
+
+APP = "hello-jar"
+IMAGE = f"localhost/apps/{APP}:test"
+RELEASE = "i11-hello-jar"  # the Deployment's name, so the pod is i11-hello-jar-pod-0
+NAMESPACE = "shop"
+NETWORK = "i11-pods"  # a bridge of our own, so the pod's address is ours alone
+SUBNET = "10.200.11.0/24"
+UNSUPPORTED_FIELD_REFS = ("status.podIP", "spec.nodeName", "metadata.namespace")  # podman 4.3 refuses these
+CONFIG_FILE = "pod.properties"
+CONFIG_TEXT = "source=configmap\n"
+# Short stop timings keep the tier quick; the grace period is still computed by the chart.
+TEST_VALUES: dict[str, Any] = {
+    "app": {"env": "qa"},
+    "image": {"repository": IMAGE.rsplit(":", 1)[0], "tag": "test", "pullPolicy": "Never"},
+    "replicaCount": 1,
+    "agent": {"drainSeconds": 1, "stopTimeoutSeconds": 4, "graceMarginSeconds": 3, "liveWindowSeconds": 0},
+    "preStop": {"enabled": True, "command": ["sh", "-c", "echo prestop > /data/logs/.prestop-ran"], "seconds": 1},
+    "configFiles": {"files": {CONFIG_FILE: CONFIG_TEXT}},
+    "probes": {"liveness": {"periodSeconds": 2}},  # a stopped app is restarted in seconds, not half a minute
+}
+
+
+@dataclass
+class Played:
+    engine: Engine
+    work: Path
+    manifest: Path
+    deployment: dict[str, Any]
+    configmap: dict[str, Any]
+    pod: str
+    container: str
+    log_root: Path  # the hostPath
+    termination_log: Path
+    dropped: list[str]
+
+    @property
+    def pod_spec(self) -> dict[str, Any]:
+        return self.deployment["spec"]["template"]["spec"]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.pod_spec["containers"][0]
+
+    def spec_env(self, name: str) -> str:
+        return str(next(e["value"] for e in self.spec["env"] if e["name"] == name))
+
+    def inspect(self) -> dict[str, Any]:
+        return json.loads(self.engine.podman("inspect", self.container).stdout)[0]
+
+    def ip(self) -> str:
+        networks = self.engine.podman("inspect", "--format", "{{json .NetworkSettings.Networks}}",
+                                      self.container).stdout.strip()
+        for net in json.loads(networks or "{}").values():
+            if net.get("IPAddress"):
+                return str(net["IPAddress"])
+        raise AssertionError(f"pod {self.pod} has no IP address: {networks}")
+
+    def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.engine.podman("exec", self.container, *argv, check=check, timeout=60)
+
+
+class PodmanRuntime:
+    """The stand-in kubelet's view of the played container."""
+
+    def __init__(self, played: Played) -> None:
+        self.played = played
+        self._ip: tuple[str, str] = ("", "")  # (container id, its pod IP)
+
+    def state(self) -> ContainerState:
+        out = self.played.engine.podman("inspect", "--format", "{{.State.Running}} {{.State.StartedAt}}",
+                                        self.played.container, timeout=60).stdout.strip()
+        running, started = out.split(" ", 1)
+        return ContainerState(container_id=started, running=running == "true", started_at=_podman_time(started))
+
+    def address(self) -> str:
+        """The pod IP. podman gives a restarted container a new one (the kubelet keeps the pod's)."""
+        started = self.state().container_id
+        if self._ip[0] != started:
+            self._ip = (started, self.played.ip())
+        return self._ip[1]
+
+    def exec(self, argv: list[str], timeout: float) -> int:
+        try:
+            return self.played.engine.podman("exec", self.played.container, *argv, check=False,
+                                             timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            return 1
+
+    def kill(self, grace: float) -> None:
+        self.played.engine.podman("stop", "-t", str(int(grace)), self.played.container, timeout=grace + 60)
+
+    def start(self) -> None:
+        self.played.engine.podman("start", self.played.container, timeout=120)
+
+
+def _podman_time(text: str) -> float:
+    """podman's `2026-11-30 10:21:55.123456789 +0000 UTC` as epoch seconds."""
+    from datetime import datetime
+
+    date, clock, offset = text.split(" ")[:3]
+    whole, _, frac = clock.partition(".")
+    stamp = datetime.strptime(f"{date} {whole} {offset}", "%Y-%m-%d %H:%M:%S %z").timestamp()
+    return stamp + (float("0." + frac) if frac else 0.0)
+
+
+def drop_unsupported_field_refs(container: dict[str, Any]) -> list[str]:
+    kept, dropped = [], []
+    for entry in container.get("env", []):
+        ref = entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        (dropped if ref in UNSUPPORTED_FIELD_REFS else kept).append(entry if ref not in UNSUPPORTED_FIELD_REFS else entry["name"])
+    container["env"] = kept
+    return dropped
+
+
+def subpath_config_mounts_as_files(pod_spec: dict[str, Any], configmap: dict[str, Any], where: Path) -> None:
+    config_volumes = {v["name"] for v in pod_spec["volumes"] if v.get("configMap", {}).get("name") == configmap["metadata"]["name"]}
+    where.mkdir()
+    container = pod_spec["containers"][0]
+    for n, mount in enumerate(container["volumeMounts"]):
+        if mount["name"] in config_volumes and mount.get("subPath"):
+            host_file = where / mount["subPath"]
+            host_file.write_text(configmap["data"][mount["subPath"]])
+            volume = f"config-file-{n}"
+            pod_spec["volumes"].append({"name": volume, "hostPath": {"path": str(host_file), "type": "File"}})
+            container["volumeMounts"][n] = {"name": volume, "mountPath": mount["mountPath"], "readOnly": True}
+
+
+@pytest.fixture(scope="module")
+def app_image(built_tree: TreeBuild, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example app built from its generated Dockerfile on the tree; returns the generator's output dir."""
+    work = tmp_path_factory.mktemp("i11-pod-app")
+    context = work / APP
+    compile_app(REPO / "examples" / "apps" / APP, context, "jar")
+    out = work / "gen"
+    engine.gen("app", str(context / "app.yaml"), "-o", str(out), "--tag", "test")
+    engine.podman("build", "--format", "docker", "-t", IMAGE, "-f", str(out / "Dockerfile"), str(context))
+    return out
+
+
+def render_for_pod(generated: Path, log_root: Path) -> dict[str, Any]:
+    """The chart rendered with the generated values, the test's overrides on top (as `helm -f -f`)."""
+    values = _merge(chartlib.load_values(generated / "values.yaml"), copy.deepcopy(TEST_VALUES))
+    qa = generated / "values-qa.yaml"
+    if qa.exists():
+        values = _merge(chartlib.load_values(qa), values)
+    values["logs"] = {"hostPath": str(log_root), "mountPath": "/data/logs"}
+    rendered = chartlib.render(chartlib.MICROSERVICE, values, name=RELEASE, namespace=NAMESPACE)
+    return {obj["kind"]: obj for obj in rendered.objects}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def played(app_image: Path, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
+    work = tmp_path_factory.mktemp("i11-pod")
+    log_root = work / "node-logs"
+    log_root.mkdir()
+    objects = render_for_pod(app_image, log_root)
+    deployment, configmap = objects["Deployment"], objects["ConfigMap"]
+    pod_spec = deployment["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    dropped = drop_unsupported_field_refs(container)
+    subpath_config_mounts_as_files(pod_spec, configmap, work / "configmap-files")
+    termination_log = work / "termination-log"
+    termination_log.write_text("")
+    pod_spec["volumes"].append({"name": "termination-log", "hostPath": {"path": str(termination_log), "type": "File"}})
+    container["volumeMounts"].append({"name": "termination-log", "mountPath": "/dev/termination-log"})
+    manifest = work / "deployment.yaml"
+    manifest.write_text(yaml.safe_dump(deployment, sort_keys=False))
+    cm_file = work / "configmap.yaml"
+    cm_file.write_text(yaml.safe_dump(configmap, sort_keys=False))
+    if engine.podman("network", "exists", NETWORK, check=False).returncode != 0:
+        engine.podman("network", "create", "--subnet", SUBNET, NETWORK)
+    engine.podman("kube", "play", "--network", NETWORK, "--configmap", str(cm_file), str(manifest), timeout=300)
+    name = deployment["metadata"]["name"]
+    pod = f"{name}-pod-0" if _exists(engine, f"{name}-pod-0") else f"{name}-pod"
+    result = Played(engine, work, manifest, deployment, configmap, pod, f"{pod}-{container['name']}", log_root,
+                    termination_log, dropped)
+    try:
+        yield result
+    finally:
+        engine.podman("logs", result.container, check=False)
+        engine.podman("kube", "down", str(manifest), check=False, timeout=120)
+        engine.podman("network", "rm", "--force", NETWORK, check=False)
+
+
+def _exists(engine: Engine, pod: str) -> bool:
+    return engine.podman("pod", "exists", pod, check=False).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def kubelet(played: Played) -> Iterator[Kubelet]:
+    stand_in = Kubelet(PodmanRuntime(played), played.spec, played.pod_spec)
+    stand_in.start()
+    yield stand_in
+    stand_in.close()
+
