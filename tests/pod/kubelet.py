@@ -9,7 +9,8 @@ The rules, as in the kubelet's prober workers (pkg/kubelet/prober/worker.go):
 - readiness starts as Failure, liveness as Success, startup as Unknown; a result is taken only
   after `successThreshold` / `failureThreshold` equal results in a row;
 - readiness and liveness do not probe until the startup probe has succeeded for this container;
-  the startup probe stops probing once it has;
+  the startup probe stops probing once it has. The startup Success makes the kubelet sync the pod,
+  and its status update triggers a readiness probe at once (prober_manager.go, UpdatePodStatus);
 - a liveness or startup Failure kills the container (preStop, then SIGTERM, then SIGKILL at
   `terminationGracePeriodSeconds`) and restarts it (restartPolicy Always); the worker holds until
   it sees a new container;
@@ -105,6 +106,7 @@ class Kubelet:
         self._container_id = ""
         self._started: dict[str, bool] = {}  # container id -> startup probe succeeded
         self._workers: list[threading.Thread] = []
+        self._triggers = {kind: threading.Event() for kind in self.probes}  # the worker's manual trigger
         self._killing = threading.Lock()
 
     # --- what the tests read ------------------------------------------------------------------
@@ -143,6 +145,8 @@ class Kubelet:
 
     def close(self) -> None:
         self._stop.set()
+        for trigger in self._triggers.values():
+            trigger.set()
         for worker in self._workers:
             worker.join(30)
 
@@ -153,7 +157,10 @@ class Kubelet:
             now = time.monotonic()
             while next_tick <= now:  # a fixed-rate ticker drops the ticks it could not deliver
                 next_tick += probe.period
-            if self._stop.wait(next_tick - now):
+            trigger = self._triggers[probe.kind]
+            trigger.wait(next_tick - now)  # the next tick, or a manual trigger
+            trigger.clear()
+            if self._stop.is_set():
                 return
 
     def _do_probe(self, probe: Probe, w: _WorkerState) -> bool:
@@ -195,6 +202,8 @@ class Kubelet:
         self._set(probe.kind, result, c.container_id)
         if probe.kind == "startup" and result == SUCCESS:
             self._started[c.container_id] = True
+            if "readiness" in self._triggers and self.results.get("readiness") != SUCCESS:
+                self._triggers["readiness"].set()
         if probe.kind in ("liveness", "startup") and result == FAILURE:
             w.on_hold, w.run = True, 0
             threading.Thread(target=self._restart, args=(probe.kind,), daemon=True).start()
