@@ -8,7 +8,7 @@ default probes, the agent's CPU per probe, and what both mean for a rolling upda
 - *Lag before*: the same worker rules on a virtual clock with the old defaults (startup
   `bootstrap probe --startup` every 30 s from the container's start, passing only once the app has
   been ready; its Success triggers readiness at once). Measuring it for real would take 30 s a sample.
-- *CPU*: the probe-ports helper's own CPU (utime + stime) over many connects, per connect; the
+- *CPU*: the probe-ports thread's process (the checker) CPU (utime + stime) over many connects; the
   kubelet's side of a tcpSocket probe is the kubelet's, as the exec probes' runtime cost was not
   counted against them either (it is shown beside them: `podman exec`).
 - *Rollout*: 20 replicas, maxSurge 25 % (5 pods a batch), maxUnavailable 0: four batches, each
@@ -165,13 +165,13 @@ def _probe_helper(bench: Any, pid: int, app: int, children: Any) -> int:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            helper = json.loads(counters.read_text())["helper_pids"]["probe ports"]
+            helper = json.loads(counters.read_text())["helper_pids"]["readiness checker"]
         except (OSError, ValueError, KeyError):
             helper = None
         if helper in children(pid):
             return int(helper)
         time.sleep(0.05)
-    raise RuntimeError("no probe-ports helper found")
+    raise RuntimeError("no readiness checker found")
 
 
 def podman_exec_cost(runs: int) -> dict[str, float] | None:

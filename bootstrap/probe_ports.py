@@ -1,25 +1,29 @@
-"""The kubelet's probe ports: a small helper forked from PID 1 (never PID 1 itself) that turns the
-run dir's state into listening sockets, so `tcpSocket` probes cost the pod an accept and a close
-and fork nothing.
+"""The kubelet's probe ports: a thread of the readiness checker (never PID 1) that turns the run
+dir's state into listening sockets, so `tcpSocket` probes cost the pod an accept and a close and
+fork nothing. (A process of its own, forked from PID 1, was measured at 3.7 MB PSS more for the
+whole agent; as a thread of the checker it costs a thread stack. bench/run.py, section 2.)
 
 - The ready port (`BOOTSTRAP_READY_PORT`) listens exactly while `RUN_DIR/ready` exists. A
   connection is accepted while ready and refused otherwise: the readiness probe.
-- The live port (`BOOTSTRAP_LIVE_PORT`) listens from the moment the app has been started (this
-  helper is forked right after it), so the startup probe passes at once and never holds readiness
+- The live port (`BOOTSTRAP_LIVE_PORT`) listens from the moment the app has been started (the
+  checker is forked right after it), so the startup probe passes at once and never holds readiness
   back. It closes while the app is unhealthy, which fails the liveness probe:
   - the app's process is stopped (SIGSTOP, state T in /proc/PID/stat);
   - the state is `failed` (the startup deadline `BOOTSTRAP_READY_TIMEOUT` passed without ready);
   - the state has been `not_ready` for longer than `BOOTSTRAP_LIVE_WINDOW` (0: never).
   It opens again as soon as none of these holds.
-- A hung helper stops accepting: both listeners have a backlog of one, so after two unaccepted
-  connections the kernel drops the kubelet's SYNs and the probes time out. Liveness then restarts
-  the container, as it would for a hung app.
+- A hung checker stops accepting: both listeners have a backlog of one, so after two unaccepted
+  connections the kernel drops the kubelet's SYNs and the probes time out, and liveness restarts
+  the container, as it would for a hung app (PID 1 also replaces a checker whose heartbeat stops).
+  A checker that dies takes its listeners with it; PID 1 restarts it within a second, and the
+  probes' failure thresholds absorb the gap. While the app stops (SIGTERM) the checker is ended:
+  both ports close, and the kubelet stops liveness probing once the pod is being deleted.
 
-The helper wakes only for an event: a connection, or a byte on the notify pipe, which every
-writer of status.json sends (`status.write`). While the live port is closed (and while a
+The thread wakes only for an event: a connection, or a byte on the notify pipe, which the
+checker's every status write sends (`status.write`). While the live port is closed (and while a
 not_ready window runs) it also wakes once a second to re-check. The app's process state is read on
 each liveness connection, so a healthy pod costs one /proc read per liveness probe and nothing in
-between. Only os, socket and select are used: the helper shares PID 1's pages and adds ~no memory.
+between.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import socket
 import time
 
 from bootstrap import log, status
+from bootstrap.apptree import proc_stat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,14 +46,10 @@ RECHECK_INTERVAL = 1.0  # while the live port is closed, or a not_ready window r
 
 
 def app_stopped(pid: int) -> bool:
-    """True when the app's main process is stopped by a signal (SIGSTOP, SIGTSTP) or traced."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return False  # gone: PID 1 reaps it and ends the pod; liveness has nothing to add
-    state = data[data.rfind(b")") + 2:data.rfind(b")") + 3]
-    return state in (b"T", b"t")
+    """True when the app's main process is stopped by a signal (SIGSTOP, SIGTSTP) or traced; a
+    process that is gone is not stopped (PID 1 reaps it and ends the pod)."""
+    stat = proc_stat(pid)
+    return stat is not None and stat[1] in ("T", "t")
 
 
 class ProbePorts:
@@ -195,6 +196,3 @@ def drain(fd: int) -> None:
         pass
 
 
-def serve_main(settings: Settings, app_pid: int, notify_fd: int) -> NoReturn:
-    """Runs in the helper forked from PID 1; never returns."""
-    ProbePorts(settings, app_pid, notify_fd).run()

@@ -2,13 +2,12 @@
 `status.json` and `ready` marker true. This module holds the checks, the log following and the
 checker's loop; the loop also keeps `checkstats` (checks.json) and the JVM hint (`apptree`).
 
-Why a separate process: the checks need psutil, requests and watchdog, which PID 1 must never
+Why a separate process: the checks need requests and watchdog, which PID 1 must never
 import (memory and start-up budget), and a check that hangs or crashes must never touch the
-app. PID 1 never imports this module; it is imported in the forked child. psutil (through
-`apptree`) is loaded at once, since the JVM scan runs on the first step; requests and watchdog
-only when an HTTP or log check is set. No metrics code: prometheus_client is the HTTP helper's.
-The log check's origin (inode and size of the ready log before the app started) is taken by
-PID 1 (`supervisor.log_origin`) and handed in.
+app. PID 1 never imports this module; it is imported in the forked child. requests and watchdog
+are imported only when an HTTP or log check is set; the JVM scan reads /proc (no psutil). No
+metrics code: prometheus_client is the HTTP helper's. (inode and size of the ready log before the app started) is taken by PID 1
+(`supervisor.log_origin`) and handed in.
 
 The life of the checker:
 
@@ -18,8 +17,11 @@ The life of the checker:
   "Budgets").
 - Past the startup deadline (`timeout` seconds from `started_at`) without ever being ready, the
   state is `failed`. The checker keeps checking every `period` (1 s when period is 0), so an app
-  that is merely slow still becomes ready: deciding to restart the container is the job of
-  Kubernetes' startup probe (`bootstrap probe --startup`), not ours.
+  that is merely slow still becomes ready: deciding to restart the container is the kubelet's,
+  through the liveness probe (`failed` closes the live port, see probe_ports.py) or the startup
+  probe of `bootstrap probe --startup`.
+- With the probe ports set, a thread of the checker answers the kubelet's tcpSocket probes
+  (probe_ports.py).
 - After ready, with `period` > 0, the checks run every `period` seconds; a failure flips the state
   to `not_ready` (checks then back off from STARTUP_INTERVAL to `period`) and a pass flips it back.
   A log line, once matched, stays matched. With `period` 0 nothing is re-checked after ready.
@@ -44,7 +46,7 @@ import time
 from collections import deque
 
 from bootstrap import log, status
-from bootstrap.apptree import JvmHint
+from bootstrap.apptree import JvmHint, proc_stat
 from bootstrap.checkstats import CheckStats
 from bootstrap.record import frozen
 
@@ -242,12 +244,8 @@ def _kill_group(pgid: int) -> None:
 
 def app_running(pid: int) -> Outcome:
     """The no-checks case: ready as soon as the app's process exists and is not a zombie."""
-    import psutil
-
-    try:
-        running = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        running = False
+    stat = proc_stat(pid)
+    running = stat is not None and stat[1] not in ("Z", "X")
     return Outcome(running, "running" if running else "not running")
 
 
@@ -512,6 +510,7 @@ class Checker:
 
     def __init__(self, settings: Settings, app_pid: int, heartbeat_fd: int, started_at: float,
                  origin: tuple[int, int] | None) -> None:
+        self.settings = settings
         self.run_dir, self.ready, self.app_pid = settings.run_dir, settings.ready, app_pid
         self.heartbeat_fd = heartbeat_fd
         self.supervisor_pid = os.getppid()
@@ -541,12 +540,33 @@ class Checker:
 
     def run(self) -> NoReturn:
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
+        if self.settings.live_port or self.settings.ready_port:
+            self.serve_probe_ports()
         if self.log_check is not None:
             self.log_check.start(self.wake.set)
         while True:
             self.progress_at = time.monotonic()
             self.step()
             self.sleep()
+
+    def serve_probe_ports(self) -> None:
+        """The kubelet's tcpSocket probes, answered by a thread of this process (probe_ports.py):
+        every status write pokes it through a pipe. If the thread fails, the whole checker goes,
+        so PID 1 restarts both together instead of leaving listeners nobody accepts on."""
+        from bootstrap import probe_ports
+
+        notify_r, notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        status.notify_changes_to(notify_w)
+        ports = probe_ports.ProbePorts(self.settings, self.app_pid, notify_r)
+
+        def serve() -> None:
+            try:
+                ports.run()
+            except Exception as exc:
+                log.error(f"probe ports failed: {describe(exc)}; restarting the readiness checker")
+            os._exit(70)
+
+        threading.Thread(target=serve, name="probe-ports", daemon=True).start()
 
     def heartbeat(self) -> None:
         while True:

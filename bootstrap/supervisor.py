@@ -81,23 +81,10 @@ class Supervisor:
 
         self.checker = ForkedHelper("readiness checker", check, settings.checker_timeout)
         self.http = ForkedHelper("http endpoint", serve, None) if settings.http_port else None
-        self.probe_ports: ForkedHelper | None = None
-        if settings.live_port or settings.ready_port:
-            # The pipe's read end wakes the probe-ports helper; every status.write (checker or
-            # PID 1) writes a byte to its other end. Both ends stay here so a restarted helper has them.
-            notify_r, notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            status.notify_changes_to(notify_w)
-
-            def answer_probes(heartbeat_fd: int) -> None:
-                from bootstrap import probe_ports  # socket and select: only in the helper
-
-                probe_ports.serve_main(settings, app, notify_r)
-
-            self.probe_ports = ForkedHelper("probe ports", answer_probes, None)
         self.counters = Counters(started_at, phases)
 
     def helpers(self) -> list[ForkedHelper]:
-        return [h for h in (self.probe_ports, self.checker, self.http) if h is not None]
+        return [h for h in (self.checker, self.http) if h is not None]
 
     def run(self) -> int:
         gc.freeze()  # the helpers' collections then leave the pages they share with PID 1 unwritten
@@ -220,9 +207,8 @@ class Supervisor:
                               exit_code=code, raw_exit_code=raw, cause=cause, **found)
         write_termination_log(self.settings.termination_log, f"{self.settings.app_name}: {detail}\n")
         log.info(f"app {detail}")
-        for helper in (self.http, self.probe_ports):
-            if helper is not None:
-                helper.stop()
+        if self.http is not None:
+            self.http.stop()
         return code
 
     def drain_group(self, grace: float) -> None:

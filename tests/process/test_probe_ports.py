@@ -26,6 +26,20 @@ def accepts(port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def refused(port: int) -> bool:
+    """Nobody listens: the connect is refused (a closed port, not a slow one)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def poll(condition, timeout: float = 15):  # type: ignore[no-untyped-def]
+    """Probes at about the kubelet's pace: a backlog of one is meant for one prober, not a flood."""
+    return wait_until(condition, timeout=timeout, interval=0.2)
+
+
 @pytest.fixture()
 def start(tmp_path: Path) -> Iterator[object]:
     agents: list[Agent] = []
@@ -41,9 +55,10 @@ def start(tmp_path: Path) -> Iterator[object]:
         agent.kill()
 
 
-def probe_helper(agent: Agent) -> psutil.Process:
-    counters = wait_until(lambda: agent.counters().get("helper_pids", {}).get("probe ports") and agent.counters())
-    return psutil.Process(_host_pid(agent, counters["helper_pids"]["probe ports"]))
+def checker(agent: Agent) -> psutil.Process:
+    """The readiness checker, whose thread answers on the probe ports."""
+    counters = wait_until(lambda: agent.counters().get("helper_pids", {}).get("readiness checker") and agent.counters())
+    return psutil.Process(_host_pid(agent, counters["helper_pids"]["readiness checker"]))
 
 
 def _host_pid(agent: Agent, ns_pid: int) -> int:
@@ -59,58 +74,58 @@ def _host_pid(agent: Agent, ns_pid: int) -> int:
 def test_ready_port_follows_the_ready_file_and_live_opens_with_the_app(start, tmp_path: Path) -> None:
     flag = tmp_path / "ready-flag"
     agent = start(BOOTSTRAP_READY_CMD=f"test -f {flag}")
-    wait_until(lambda: accepts(LIVE), timeout=15)  # startup: passes once the app runs, before ready
+    poll(lambda: accepts(LIVE), timeout=15)  # startup: passes once the app runs, before ready
     assert agent.status()["state"] == "starting"
-    assert not accepts(READY)
+    assert refused(READY)
     flag.touch()
-    wait_until(lambda: accepts(READY), timeout=15)
+    poll(lambda: accepts(READY), timeout=15)
     assert (agent.run_dir / "ready").exists()
     # the checks fail again (period 1 s): the ready port closes with the ready file
     flag.unlink()
-    wait_until(lambda: not accepts(READY), timeout=15)
+    poll(lambda: refused(READY))
     assert agent.status()["state"] == "not_ready" and not (agent.run_dir / "ready").exists()
-    assert accepts(LIVE)  # not_ready for less than BOOTSTRAP_LIVE_WINDOW is still live
+    assert accepts(LIVE, timeout=3)  # not_ready for less than BOOTSTRAP_LIVE_WINDOW is still live
 
 
 def test_stopped_app_fails_liveness_until_continued(start) -> None:
     agent = start()
-    wait_until(lambda: accepts(READY), timeout=15)
+    poll(lambda: accepts(READY), timeout=15)
     app = _host_pid(agent, agent.status()["pid"])
     os.kill(app, signal.SIGSTOP)
     try:
         # the liveness connection that finds the app stopped still passes; the next ones are refused
-        wait_until(lambda: not accepts(LIVE), timeout=10, interval=0.2)
+        poll(lambda: refused(LIVE), timeout=10)
         agent.wait_line(r"not live: the app \(pid \d+\) is stopped", stream="err")
     finally:
         os.kill(app, signal.SIGCONT)
-    wait_until(lambda: accepts(LIVE), timeout=10)
+    poll(lambda: accepts(LIVE), timeout=10)
 
 
 def test_failed_startup_deadline_fails_liveness(start, tmp_path: Path) -> None:
     agent = start(BOOTSTRAP_READY_CMD=f"test -f {tmp_path / 'never'}", BOOTSTRAP_READY_TIMEOUT="1")
     wait_until(lambda: agent.status().get("state") == "failed", timeout=15)
-    wait_until(lambda: not accepts(LIVE), timeout=10)
-    assert not accepts(READY)
+    poll(lambda: refused(LIVE), timeout=10)
+    assert refused(READY)
 
 
 def test_not_ready_longer_than_the_window_fails_liveness(start, tmp_path: Path) -> None:
     flag = tmp_path / "ready-flag"
     flag.touch()
     agent = start(BOOTSTRAP_READY_CMD=f"test -f {flag}", BOOTSTRAP_READY_PERIOD="0.2", BOOTSTRAP_LIVE_WINDOW="2")
-    wait_until(lambda: accepts(READY), timeout=15)
+    poll(lambda: accepts(READY), timeout=15)
     flag.unlink()
     wait_until(lambda: agent.status().get("state") == "not_ready", timeout=15)
-    assert accepts(LIVE)
-    wait_until(lambda: not accepts(LIVE), timeout=10)
+    assert accepts(LIVE, timeout=3)
+    poll(lambda: refused(LIVE), timeout=10)
     agent.wait_line(r"readiness checks have failed for \d+s", stream="err")
     flag.touch()  # the checks pass again: live again
-    wait_until(lambda: accepts(LIVE) and accepts(READY), timeout=15)
+    poll(lambda: accepts(LIVE) and accepts(READY))
 
 
-def test_hung_helper_fails_both_probes(start) -> None:
+def test_hung_checker_fails_both_probes(start) -> None:
     agent = start()
-    wait_until(lambda: accepts(READY), timeout=15)
-    helper = probe_helper(agent)
+    poll(lambda: accepts(READY), timeout=15)
+    helper = checker(agent)
     helper.suspend()
     try:
         # the kernel completes at most a couple of handshakes for an unaccepted backlog; then SYNs drop
@@ -118,26 +133,29 @@ def test_hung_helper_fails_both_probes(start) -> None:
         wait_until(lambda: not accepts(READY, timeout=0.5), timeout=15, interval=0.1)
     finally:
         helper.resume()
-    wait_until(lambda: accepts(LIVE) and accepts(READY), timeout=15)
+    poll(lambda: accepts(LIVE) and accepts(READY))
 
 
-def test_stop_closes_ready_at_once_and_keeps_live(start) -> None:
+def test_stop_closes_the_ports_at_once(start) -> None:
     agent = start(BOOTSTRAP_DRAIN_SECONDS="30")
-    wait_until(lambda: accepts(READY), timeout=15)
+    poll(lambda: accepts(READY), timeout=15)
     agent.signal(signal.SIGTERM)
-    wait_until(lambda: not accepts(READY), timeout=5)
+    poll(lambda: refused(READY), timeout=5)
     assert agent.status()["state"] == "stopping"
-    assert accepts(LIVE)  # a graceful stop is not a liveness failure
+    # The checker is ended at once: the live port goes too (the kubelet no longer probes liveness
+    # of a pod it is deleting), while the app still drains.
+    assert refused(LIVE)
+    assert agent.proc.poll() is None
     agent.signal(signal.SIGTERM)  # a second TERM ends the drain
     assert agent.wait(30) == 128 + signal.SIGTERM
 
 
-def test_dead_helper_is_restarted(start) -> None:
+def test_dead_checker_is_restarted_with_its_ports(start) -> None:
     agent = start()
-    wait_until(lambda: accepts(READY), timeout=15)
-    probe_helper(agent).kill()
-    wait_until(lambda: agent.counters().get("helper_restarts", {}).get("probe ports") == 1, timeout=15)
-    wait_until(lambda: accepts(LIVE) and accepts(READY), timeout=15)
+    poll(lambda: accepts(READY), timeout=15)
+    checker(agent).kill()
+    wait_until(lambda: agent.counters().get("helper_restarts", {}).get("readiness checker") == 1, timeout=15)
+    poll(lambda: accepts(LIVE) and accepts(READY))
 
 
 def test_ports_must_differ(tmp_path: Path) -> None:
