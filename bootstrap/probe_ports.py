@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from bootstrap.settings import Settings
 
+PORT_VARS = {"ready": "BOOTSTRAP_READY_PORT", "live": "BOOTSTRAP_LIVE_PORT"}  # for the error message
 BACKLOG = 1  # a hung helper must fail the probes soon: the kernel queues at most two connections
 RECHECK_INTERVAL = 1.0  # while the live port is closed, or a not_ready window runs
 
@@ -112,7 +113,7 @@ class ProbePorts:
             except OSError as exc:
                 if kind not in self.bind_failed:  # say it once; retried on every re-check
                     log.error(f"probe ports: cannot listen on port {port} for {kind} ({exc.strerror}); "
-                              f"give BOOTSTRAP_{kind.upper()}_PORT a free port")
+                              f"give {PORT_VARS[kind]} a free port")
                     self.bind_failed.add(kind)
                 return
             self.bind_failed.discard(kind)

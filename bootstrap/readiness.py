@@ -6,8 +6,8 @@ Why a separate process: the checks need requests and watchdog, which PID 1 must 
 import (memory and start-up budget), and a check that hangs or crashes must never touch the
 app. PID 1 never imports this module; it is imported in the forked child. requests and watchdog
 are imported only when an HTTP or log check is set; the JVM scan reads /proc (no psutil). No
-metrics code: prometheus_client is the HTTP helper's. (inode and size of the ready log before the app started) is taken by PID 1
-(`supervisor.log_origin`) and handed in.
+metrics code: prometheus_client is the HTTP helper's. The log check's origin (inode and size of
+the ready log before the app started) is taken by PID 1 (`supervisor.log_origin`) and handed in.
 
 The life of the checker:
 
