@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import wait_until
-from tests.process.support import APP, BOOTSTRAP, Agent, app_tree
+from tests.conftest import BOOTSTRAP, app_tree, wait_until
+from tests.process.support import APP, Agent
 
 LIVE, READY = 23101, 23102  # this tier's ports (23000-23999)
 
