@@ -5,8 +5,8 @@ Three processes know things, and each writes its file in the run dir (`status`, 
 
 - PID 1: `supervisor.json` (phases, signals forwarded, zombies reaped, helper restarts);
 - the readiness checker: `status.json`, and `checks.json` through `checkstats.CheckStats`;
-- nobody else: the app's process tree (`apptree`) and the log directory (`logdir_stats`) are
-  looked at directly.
+- nobody else: the app's process tree (`apptree`), the log directory (`logdir_stats`) and the
+  pod's network interfaces (`netdev`) are looked at directly.
 
 `Collector` turns them into metric families for a `prometheus_client.CollectorRegistry` of its
 own (never the global one). Only the HTTP helper imports this module, on the first scrape, so a
@@ -24,7 +24,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Hist
 from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
 
-from bootstrap import __version__, status
+from bootstrap import __version__, netdev, status
 from bootstrap.apptree import AppTree, TreeSample, jvm_version
 from bootstrap.checkstats import CHECK_KINDS
 from bootstrap.logdir_stats import LOG_DIR_INTERVAL, LOG_DIR_MAX_ENTRIES, LogDir
@@ -104,7 +104,7 @@ class Collector:
                 jvm = self.jvm_versions[tree.jvm]
             return (lifecycle_families(supervisor, state, checks, ready)
                     + check_families(checks) + process_families(supervisor, tree)
-                    + info_families(self.info, jvm, self.log_dir))
+                    + network_families(netdev.read()) + info_families(self.info, jvm, self.log_dir))
 
 
 def _dict(doc: dict[str, Any], key: str) -> dict[str, Any]:
@@ -194,6 +194,19 @@ def process_families(supervisor: dict[str, Any], tree: TreeSample) -> list[Any]:
         GaugeMetricFamily("bootstrap_app_processes", "Processes in the app's process group.",
                           value=float(tree.processes)),
     ]
+
+
+def network_families(interfaces: dict[str, tuple[int, int]]) -> list[Any]:
+    received = CounterMetricFamily("bootstrap_network_receive_bytes",
+                                   "Bytes the pod received, by interface (/proc/net/dev of its network namespace).",
+                                   labels=["interface"])
+    sent = CounterMetricFamily("bootstrap_network_transmit_bytes",
+                               "Bytes the pod sent, by interface (/proc/net/dev of its network namespace).",
+                               labels=["interface"])
+    for name, (rx, tx) in sorted(interfaces.items()):
+        received.add_metric([name], float(rx))
+        sent.add_metric([name], float(tx))
+    return [received, sent]
 
 
 def info_families(info: dict[str, str], jvm: str | None, log_dir: LogDir) -> list[Any]:

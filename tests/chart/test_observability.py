@@ -91,7 +91,8 @@ def test_dashboard_has_the_variables_and_panels_the_issue_asks_for() -> None:
     for metric in ("bootstrap_ready", "bootstrap_time_to_ready_seconds", "bootstrap_starts_total",
                    "bootstrap_exits_total", "bootstrap_checker_restarts_total", "bootstrap_app_cpu_seconds_total",
                    "bootstrap_app_resident_memory_bytes", "bootstrap_app_threads", "bootstrap_app_open_fds",
-                   "bootstrap_log_dir_bytes"):
+                   "bootstrap_log_dir_bytes", "bootstrap_network_receive_bytes_total",
+                   "bootstrap_network_transmit_bytes_total"):
         assert re.search(rf"\b{metric}\b", exprs), metric
     assert len({p["id"] for p in d["panels"]}) == len(d["panels"])
     for p in panels:  # every panel filters by the three variables, through bootstrap_info

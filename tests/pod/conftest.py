@@ -43,6 +43,7 @@ NAMESPACE = "shop"
 NETWORK = "i11-pods"  # a bridge of our own, so the pod's address is ours alone
 SUBNET = "10.200.11.0/24"
 UNSUPPORTED_FIELD_REFS = ("status.podIP", "spec.nodeName", "metadata.namespace")  # podman 4.3 refuses these
+AGENT_HTTP_PORT = 9901  # the agent's /metrics, to see the pod's network counters
 CONFIG_FILE = "pod.properties"
 CONFIG_TEXT = "source=configmap\n"
 # Short stop timings keep the tier quick; the grace period is still computed by the chart.
@@ -50,7 +51,8 @@ TEST_VALUES: dict[str, Any] = {
     "app": {"env": "qa"},
     "image": {"repository": IMAGE.rsplit(":", 1)[0], "tag": "test", "pullPolicy": "Never"},
     "replicaCount": 1,
-    "agent": {"drainSeconds": 1, "stopTimeoutSeconds": 4, "graceMarginSeconds": 3, "liveWindowSeconds": 0},
+    "agent": {"drainSeconds": 1, "stopTimeoutSeconds": 4, "graceMarginSeconds": 3, "liveWindowSeconds": 0,
+              "httpPort": AGENT_HTTP_PORT},
     "preStop": {"enabled": True, "command": ["sh", "-c", "echo prestop > /data/logs/.prestop-ran"], "seconds": 1},
     "configFiles": {"files": {CONFIG_FILE: CONFIG_TEXT}},
     "probes": {"liveness": {"periodSeconds": 2}},  # a stopped app is restarted in seconds, not half a minute

@@ -8,7 +8,9 @@ import json
 import os
 import re
 import signal
+import socket
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from tests.pod.conftest import CONFIG_FILE, CONFIG_TEXT, Played
+from tests.pod.conftest import AGENT_HTTP_PORT, CONFIG_FILE, CONFIG_TEXT, Played
 from tests.pod.kubelet import Kubelet
 
 pytestmark = pytest.mark.pod
@@ -125,6 +127,38 @@ def test_user_and_capabilities_as_rendered(played: Played) -> None:
     uid = played.exec("id", "-u", played.spec_env("BOOTSTRAP_USER")).stdout.strip()
     assert app["Uid"].split() == [uid] * 4 and uid != "0"
     assert int(app["CapEff"], 16) == 0  # the app runs as the user, with nothing effective
+
+
+def network_counters(played: Played) -> tuple[float, float]:
+    """bootstrap_network_{receive,transmit}_bytes_total of the pod's interface, from /metrics."""
+    with urllib.request.urlopen(f"http://{played.ip()}:{AGENT_HTTP_PORT}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found = {}
+    for kind in ("receive", "transmit"):
+        values = [float(m.group(1)) for m in re.finditer(
+            rf'^bootstrap_network_{kind}_bytes_total{{interface="(?!lo")[^"]+"}} (\S+)$', text, re.M)]
+        assert len(values) == 1, (kind, text[-2000:])  # the pod's one interface (eth0); no loopback
+        found[kind] = values[0]
+    return found["receive"], found["transmit"]
+
+
+def test_network_bytes_follow_real_traffic(played: Played) -> None:
+    rx0, tx0 = network_counters(played)
+    sent = received = 0
+    for n in range(200):
+        with socket.create_connection((played.ip(), 8080), timeout=30) as conn:
+            request = f"GET /?n={n} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n".encode()
+            conn.sendall(request)
+            sent += len(request)
+            while chunk := conn.recv(65536):
+                received += len(chunk)
+    rx1, tx1 = network_counters(played)
+    # Every byte we sent arrived on the pod's interface, every byte we got left it (plus headers,
+    # handshakes and the first scrape's answer, so at least as many).
+    assert rx1 - rx0 >= sent > 0
+    assert tx1 - tx0 >= received > 0
+    # ... and not wildly more: the counters are the pod's, not the node's.
+    assert rx1 - rx0 < sent + 200 * 1000 + 100_000
 
 
 # --- what the kubelet does ------------------------------------------------------------------
