@@ -15,6 +15,8 @@ What `podman kube play` (podman 4.3) does not do, and what this harness does ins
   mountPath): the harness writes each key of the rendered ConfigMap to a host file, as the kubelet
   materialises it, and mounts that file (hostPath, type File) at the same mountPath. The ConfigMap
   is still given to `podman kube play` (`--configmap`) for the volume the pod spec names;
+- it plays no DaemonSet ("does not contain any supported kube kind"): the node-logs DaemonSet's
+  pod template is played as a Pod, with its nginx container;
 - it has no restart of one container in a running pod: the stand-in's restart is `podman stop`
   then `podman start`, which restarts the pod's network namespace too, so the restarted container
   gets a new IP (in Kubernetes the pod keeps its IP) and the agent a new log dir named by it.
@@ -34,7 +36,7 @@ import yaml
 
 from tests.chart import chartlib
 from tests.pod.kubelet import ContainerState, Kubelet
-from tests.podman_engine import REPO, Engine, TreeBuild, compile_app
+from tests.podman_engine import BASE_PREFIX, REPO, Engine, TreeBuild, compile_app
 
 APP = "hello-jar"
 IMAGE = f"localhost/apps/{APP}:test"
@@ -155,7 +157,7 @@ def subpath_config_mounts_as_files(pod_spec: dict[str, Any], configmap: dict[str
     config_volumes = {v["name"] for v in pod_spec["volumes"] if v.get("configMap", {}).get("name") == configmap["metadata"]["name"]}
     where.mkdir()
     container = pod_spec["containers"][0]
-    for n, mount in enumerate(container["volumeMounts"]):
+    for n, mount in enumerate(container.get("volumeMounts", [])):
         if mount["name"] in config_volumes and mount.get("subPath"):
             host_file = where / mount["subPath"]
             host_file.write_text(configmap["data"][mount["subPath"]])
@@ -226,6 +228,49 @@ def played(app_image: Path, engine: Engine, tmp_path_factory: pytest.TempPathFac
         engine.podman("logs", result.container, check=False)
         engine.podman("kube", "down", str(manifest), check=False, timeout=120)
         engine.podman("network", "rm", "--force", NETWORK, check=False)
+
+
+NODE_LOGS_IMAGE = "localhost/i11-node-logs:test"
+
+
+@dataclass
+class NodeLogs:
+    ip: str
+    port: int
+
+
+@pytest.fixture(scope="module")
+def node_logs(played: Played, engine: Engine) -> Iterator[NodeLogs]:
+    """helm/node-logs over the app pod's host log root: its nginx image built on the tree's root
+    (helm/node-logs/image), its DaemonSet's pod played as a Pod (podman 4.3 plays no DaemonSet)."""
+    root_image = engine.podman("images", "--format", "{{.Repository}}:{{.Tag}}", f"{BASE_PREFIX}/root").stdout.split()[0]
+    engine.podman("build", "--format", "docker", "--build-arg", f"BASE={root_image}", "-t", NODE_LOGS_IMAGE,
+                  str(REPO / "helm" / "node-logs" / "image"))
+    values = {"image": {"repository": NODE_LOGS_IMAGE.rsplit(":", 1)[0], "tag": "test", "pullPolicy": "Never"},
+              "logs": {"hostPath": str(played.log_root)}}
+    objects = {o["kind"]: o for o in chartlib.render(chartlib.NODE_LOGS, values, name="i11-node-logs").objects}
+    daemonset, configmap = objects["DaemonSet"], objects["ConfigMap"]
+    template = daemonset["spec"]["template"]
+    # The browser's container only: other containers of the DaemonSet (housekeeping) are not ours to play.
+    template["spec"]["containers"] = [c for c in template["spec"]["containers"] if c["name"] == "nginx"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": daemonset["metadata"]["name"],
+                                                          "labels": template["metadata"]["labels"]},
+           "spec": template["spec"]}
+    work = played.work / "node-logs"
+    work.mkdir()
+    subpath_config_mounts_as_files(pod["spec"], configmap, work / "configmap-files")
+    manifest, cm_file = work / "pod.yaml", work / "configmap.yaml"
+    manifest.write_text(yaml.safe_dump(pod, sort_keys=False))
+    cm_file.write_text(yaml.safe_dump(configmap, sort_keys=False))
+    engine.podman("kube", "play", "--network", NETWORK, "--configmap", str(cm_file), str(manifest), timeout=300)
+    container = f"{pod['metadata']['name']}-nginx"
+    try:
+        ip = json.loads(engine.podman("inspect", "--format", "{{json .NetworkSettings.Networks}}", container).stdout)
+        port = int(template["spec"]["containers"][0]["ports"][0]["containerPort"])
+        yield NodeLogs(next(n["IPAddress"] for n in ip.values() if n.get("IPAddress")), port)
+    finally:
+        engine.podman("logs", container, check=False)
+        engine.podman("kube", "down", str(manifest), check=False, timeout=120)
 
 
 def _exists(engine: Engine, pod: str) -> bool:

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from tests.pod.conftest import AGENT_HTTP_PORT, CONFIG_FILE, CONFIG_TEXT, Played
+from tests.pod.conftest import AGENT_HTTP_PORT, CONFIG_FILE, CONFIG_TEXT, NodeLogs, Played
 from tests.pod.kubelet import Kubelet
 
 pytestmark = pytest.mark.pod
@@ -159,6 +160,39 @@ def test_network_bytes_follow_real_traffic(played: Played) -> None:
     assert tx1 - tx0 >= received > 0
     # ... and not wildly more: the counters are the pod's, not the node's.
     assert rx1 - rx0 < sent + 200 * 1000 + 100_000
+
+
+def test_node_logs_serves_the_pods_log_file_over_http(played: Played, node_logs: NodeLogs) -> None:
+    base = f"http://{node_logs.ip}:{node_logs.port}"
+    wait_until(lambda: _get(f"{base}/healthz")[0] == 200, timeout=60, interval=0.5)
+    path = f"hello-jar/{played.ip()}/hello.log"
+    code, body, content_type = _get(f"{base}/{path}")
+    assert code == 200 and content_type.startswith("text/plain")
+    on_host = (played.log_root / path).read_bytes()
+    assert body == on_host[:len(body)] and len(body) > 0  # the app may have appended meanwhile
+    code, listing, _ = _get(f"{base}/hello-jar/")
+    assert code == 200 and f'href="{played.ip()}/"'.encode() in listing
+    request = urllib.request.Request(f"{base}/{path}", data=b"x", method="POST")
+    assert _status(request) == 403  # read-only: limit_except GET
+    assert _get(f"{base}/../../etc/passwd")[0] in (400, 404)
+
+
+def _get(url: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read(), response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, b"", ""
+    except OSError:
+        return 0, b"", ""
+
+
+def _status(request: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 # --- what the kubelet does ------------------------------------------------------------------
