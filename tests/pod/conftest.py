@@ -15,6 +15,9 @@ What `podman kube play` (podman 4.3) does not do, and what this harness does ins
   mountPath): the harness writes each key of the rendered ConfigMap to a host file, as the kubelet
   materialises it, and mounts that file (hostPath, type File) at the same mountPath. The ConfigMap
   is still given to `podman kube play` (`--configmap`) for the volume the pod spec names;
+- it publishes every `containerPort` on the node's port of the same number (as if `hostPort` were
+  set): the played manifest has no `ports` (the pod IP reaches them all; the stand-in takes the
+  named ports from the rendered spec), so pods claim no node ports;
 - it plays no DaemonSet ("does not contain any supported kube kind"): the node-logs DaemonSet's
   pod template is played as a Pod, with its nginx container;
 - it has no restart of one container in a running pod: the stand-in's restart is `podman stop`
@@ -153,6 +156,17 @@ def drop_unsupported_field_refs(container: dict[str, Any]) -> list[str]:
     return dropped
 
 
+def without_container_ports(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy without `ports` in its containers: podman 4.3 publishes every containerPort on the
+    node's port of the same number (a pod would claim node ports, and two pods clash). The pod IP
+    reaches every port anyway; the stand-in resolves named ports from the rendered spec."""
+    played = copy.deepcopy(obj)
+    spec = played["spec"]["template"]["spec"] if "template" in played.get("spec", {}) else played["spec"]
+    for container in spec["containers"]:
+        container.pop("ports", None)
+    return played
+
+
 def subpath_config_mounts_as_files(pod_spec: dict[str, Any], configmap: dict[str, Any], where: Path) -> None:
     config_volumes = {v["name"] for v in pod_spec["volumes"] if v.get("configMap", {}).get("name") == configmap["metadata"]["name"]}
     where.mkdir()
@@ -174,7 +188,9 @@ def app_image(built_tree: TreeBuild, engine: Engine, tmp_path_factory: pytest.Te
     compile_app(REPO / "examples" / "apps" / APP, context, "jar")
     out = work / "gen"
     engine.gen("app", str(context / "app.yaml"), "-o", str(out), "--tag", "test")
-    engine.podman("build", "--format", "docker", "-t", IMAGE, "-f", str(out / "Dockerfile"), str(context))
+    # Host networking for the build's RUN steps: no netavark rules on a node's iptables that other
+    # podman users share (a concurrent teardown can remove the chains a bridge build appends to).
+    engine.podman("build", "--format", "docker", "--network", "host", "-t", IMAGE, "-f", str(out / "Dockerfile"), str(context))
     return out
 
 
@@ -212,7 +228,7 @@ def played(app_image: Path, engine: Engine, tmp_path_factory: pytest.TempPathFac
     pod_spec["volumes"].append({"name": "termination-log", "hostPath": {"path": str(termination_log), "type": "File"}})
     container["volumeMounts"].append({"name": "termination-log", "mountPath": "/dev/termination-log"})
     manifest = work / "deployment.yaml"
-    manifest.write_text(yaml.safe_dump(deployment, sort_keys=False))
+    manifest.write_text(yaml.safe_dump(without_container_ports(deployment), sort_keys=False))
     cm_file = work / "configmap.yaml"
     cm_file.write_text(yaml.safe_dump(configmap, sort_keys=False))
     if engine.podman("network", "exists", NETWORK, check=False).returncode != 0:
@@ -244,7 +260,7 @@ def node_logs(played: Played, engine: Engine) -> Iterator[NodeLogs]:
     """helm/node-logs over the app pod's host log root: its nginx image built on the tree's root
     (helm/node-logs/image), its DaemonSet's pod played as a Pod (podman 4.3 plays no DaemonSet)."""
     root_image = engine.podman("images", "--format", "{{.Repository}}:{{.Tag}}", f"{BASE_PREFIX}/root").stdout.split()[0]
-    engine.podman("build", "--format", "docker", "--build-arg", f"BASE={root_image}", "-t", NODE_LOGS_IMAGE,
+    engine.podman("build", "--format", "docker", "--network", "host", "--build-arg", f"BASE={root_image}", "-t", NODE_LOGS_IMAGE,
                   str(REPO / "helm" / "node-logs" / "image"))
     values = {"image": {"repository": NODE_LOGS_IMAGE.rsplit(":", 1)[0], "tag": "test", "pullPolicy": "Never"},
               "logs": {"hostPath": str(played.log_root)}}
@@ -256,11 +272,11 @@ def node_logs(played: Played, engine: Engine) -> Iterator[NodeLogs]:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": daemonset["metadata"]["name"],
                                                           "labels": template["metadata"]["labels"]},
            "spec": template["spec"]}
-    work = played.work / "node-logs"
+    work = played.work / "node-logs-browser"
     work.mkdir()
     subpath_config_mounts_as_files(pod["spec"], configmap, work / "configmap-files")
     manifest, cm_file = work / "pod.yaml", work / "configmap.yaml"
-    manifest.write_text(yaml.safe_dump(pod, sort_keys=False))
+    manifest.write_text(yaml.safe_dump(without_container_ports(pod), sort_keys=False))
     cm_file.write_text(yaml.safe_dump(configmap, sort_keys=False))
     engine.podman("kube", "play", "--network", NETWORK, "--configmap", str(cm_file), str(manifest), timeout=300)
     container = f"{pod['metadata']['name']}-nginx"

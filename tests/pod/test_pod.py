@@ -72,8 +72,12 @@ def test_kubelet_sees_ready_within_one_readiness_period(played: Played, kubelet:
     started = kubelet.first("startup", "Success")
     assert seen is not None and started is not None
     ready_at = epoch(status(played)["ready_at"])
-    # The startup probe passed once the app ran, before the app was ready: it held nothing back.
-    assert started.at < ready_at
+    app_started = epoch(records(played)[0]["time"])
+    # The startup probe passes once the app runs, ready or not: one startup tick after the agent's
+    # start record (plus the stand-in's own `podman inspect` under load), never waiting for ready.
+    startup = played.spec["startupProbe"]
+    assert started.at - app_started <= startup["periodSeconds"] + startup["timeoutSeconds"] + 2.0, (
+        started.at - app_started, kubelet.events)
     probe = played.spec["readinessProbe"]
     lag = seen.at - ready_at
     # The agent's ready port opens within a millisecond; the kubelet's next tick finds it.
