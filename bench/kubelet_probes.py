@@ -44,7 +44,7 @@ def rendered_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     """The chart's default probes (ports moved to the bench's range): (container, pod spec)."""
     from tests.chart import chartlib
 
-    values = {"image": {"repository": "bench/app", "tag": "1"},
+    values = {"image": {"repository": "bench/app", "tag": "1"}, "app": {"env": "prod"},
               "agent": {"livePort": LIVE_PORT, "readyPort": READY_PORT}}
     rendered = chartlib.render(chartlib.MICROSERVICE, values)
     return rendered.container, rendered.pod_spec

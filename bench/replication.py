@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.container.conftest import CONTAINERS_CONF, REGISTRIES_CONF, STORAGE_CONF, ensure_rootfs  # noqa: E402
+from tests.podman_engine import CONTAINERS_CONF, REGISTRIES_CONF, STORAGE_CONF, ensure_rootfs  # noqa: E402
 from tests.container.registries import RegistryProcess  # noqa: E402
 
 DOC = REPO / "docs" / "registry.md"
@@ -86,7 +86,7 @@ class CountingProxy:
 
 
 def podman_env(work: Path) -> dict[str, str]:
-    (work / "containers.conf").write_text(CONTAINERS_CONF.format(tmp=work / "libpod"))
+    (work / "containers.conf").write_text(CONTAINERS_CONF.format(tmp=work / "libpod", networks=work / "networks"))
     (work / "storage.conf").write_text(STORAGE_CONF.format(graph=work / "graph", run=work / "run"))
     (work / "registries.conf").write_text(REGISTRIES_CONF)
     (work / "tmp").mkdir(exist_ok=True)

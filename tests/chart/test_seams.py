@@ -7,8 +7,10 @@ rendered Deployment (and HPA) must say what the spec and the generated bootstrap
 - env: the agent, loading its settings from the rendered container env plus the generated
   bootstrap.yaml, resolves exactly what bootstrap.yaml alone says (the chart never contradicts the
   image), with APP_ENV naming that environment's config directory;
-- probes: the startup probe outlasts the ready timeout by less than one period, exec probes that
-  read a file read it from the agent's run dir (derived from the rendered output, not the commands);
+- probes: tcpSocket probes target the agent's live and ready ports as the agent reads them (the
+  agent then enforces ready.timeout); exec or httpGet startup probes outlast the ready timeout by
+  less than one period; exec probes that read a file read it from the agent's run dir (derived from
+  the rendered output, not the commands);
 - terminationGracePeriodSeconds covers the agent's drain + stop timeout plus the chart's margin;
 - resources: the environment's resources exactly, or the chart's defaults when the spec has none;
 - HPA: present exactly when the environment autoscales, with its bounds and only its metrics, each
@@ -167,11 +169,20 @@ def check_environment(app: Generated, env: str, default_resources: dict[str, Any
     period = container["startupProbe"]["periodSeconds"]
     window = container["startupProbe"]["failureThreshold"] * period
     timeout = boot["ready"]["timeout"]
-    assert timeout <= window < timeout + 2 * period, f"{where}: startup window {window}s vs ready.timeout {timeout}s"
+    ports = {p["name"]: str(p["containerPort"]) for p in container.get("ports", [])}
+    if all("tcpSocket" in container[p] for p in ("startupProbe", "readinessProbe", "livenessProbe")):
+        # The agent's probe ports: startup and liveness on the live port, readiness on the ready
+        # port, as the agent reads them; the startup deadline is the agent's (ready.timeout, above).
+        assert ports[container["startupProbe"]["tcpSocket"]["port"]] == literal["BOOTSTRAP_LIVE_PORT"], where
+        assert ports[container["livenessProbe"]["tcpSocket"]["port"]] == literal["BOOTSTRAP_LIVE_PORT"], where
+        assert ports[container["readinessProbe"]["tcpSocket"]["port"]] == literal["BOOTSTRAP_READY_PORT"], where
+        assert from_chart.live_port and from_chart.ready_port, where
+    else:
+        assert timeout <= window < timeout + 2 * period, f"{where}: startup window {window}s vs ready.timeout {timeout}s"
     run_dir = literal["BOOTSTRAP_RUN_DIR"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         spec = container[probe]
-        assert ("exec" in spec) != ("httpGet" in spec), f"{where}: {probe}"
+        assert len({"exec", "httpGet", "tcpSocket"} & set(spec)) == 1, f"{where}: {probe}"
         for word in spec.get("exec", {}).get("command", []):
             if word.startswith("/"):
                 assert word.startswith(run_dir + "/"), f"{where}: {probe} reads {word} outside {run_dir}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import jvm
-from tests.container.conftest import BASE_PREFIX, REPO, Engine, TreeBuild
+from tests.podman_engine import BASE_PREFIX, REPO, Engine, TreeBuild
 
 sys.path.insert(0, str(REPO / "bench"))
 import jvmlab  # noqa: E402

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import REPO, Engine, TreeBuild, compile_app, tree_build
+from tests.podman_engine import REPO, Engine, TreeBuild, compile_app, tree_build
 from tests.container.registries import RegistryProcess, free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.replication]
