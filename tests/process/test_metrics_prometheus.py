@@ -28,7 +28,7 @@ SERIES = ("bootstrap_phase_seconds", "bootstrap_ready", "bootstrap_ready_transit
           "bootstrap_checker_restarts_total", "bootstrap_app_cpu_seconds_total", "bootstrap_app_resident_memory_bytes",
           "bootstrap_app_threads", "bootstrap_app_open_fds", "bootstrap_app_processes", "bootstrap_log_dir_bytes",
           "bootstrap_info", "bootstrap_state", "bootstrap_start_time_seconds", "bootstrap_starts_total",
-          "bootstrap_exits_total")
+          "bootstrap_exits_total", "bootstrap_network_receive_bytes_total", "bootstrap_network_transmit_bytes_total")
 # From the node-logs chart's prune loop (bootstrap logs prune --every) on the same node.
 PRUNE_SERIES = ("bootstrap_logs_prune_root_bytes", "bootstrap_logs_prune_cap_bytes", "bootstrap_logs_prune_cap_met",
                 "bootstrap_logs_prune_freed_bytes_total", "bootstrap_logs_prune_removed_dirs_total",
