@@ -406,7 +406,12 @@ def test_loop_serves_metrics_and_stops_on_term(node: Node, populated: dict[str, 
         assert loop.stdout is not None
         while not (line := loop.stdout.readline()).startswith("summary:"):
             assert line, loop.stderr.read() if loop.stderr else ""
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        # The summary line is printed at the end of the pass, just before the loop counts it.
+        def after_first_pass() -> str | None:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            return text if 'bootstrap_logs_prune_passes_total{node="",result="ok"} 1.0' in text else None
+
+        body = wait_until(after_first_pass)
         assert 'bootstrap_logs_prune_removed_dirs_total{node=""} 3.0' in body
         assert 'bootstrap_logs_prune_passes_total{node="",result="ok"} 1.0' in body
         loop.send_signal(signal.SIGTERM)
