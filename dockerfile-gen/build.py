@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -170,7 +170,7 @@ def build_tree(
     engine: Engine,
     prefix: str,
     wheel: str,
-    root_from: str | None = None,
+    root_from: Mapping[str, str] | None = None,
     only: Sequence[str] = (),
     push: str | None = None,
     tls_verify: bool = True,
@@ -186,10 +186,10 @@ def build_tree(
             ref = tree.ref(name, prefix)
             dockerfile = render_base_dockerfile(image, tree, prefix, root_from)
             # The FROM image's ID, not its tag: a rebuilt parent makes every child stale.
-            from_ref = base_parent_ref(image, tree, prefix, root_from)
+            from_ref = base_parent_ref(image, tree, prefix, root_from or {})
             found = _inspect(engine, from_ref, runner)
             if found is None:
-                raise GenError(f"base image {from_ref} is not available to {engine.name}: import or pull it first (or pass --root-from)", image.image.path, "from")
+                raise GenError(f"base image {from_ref} is not available to {engine.name}: import or pull it first (or pass --root-from {name}=IMAGE)", image.image.path, "from")
             extra = wheel_hash if image.image.parent is None else ""
             digest = content_hash(dockerfile, engine.image_id(found), extra)
             started = clock()

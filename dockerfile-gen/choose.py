@@ -1,7 +1,10 @@
 """Base choice: every tree image is a candidate; hard requirements filter, cost ranks.
 
 Hard requirements (a candidate missing any is rejected, with the reasons):
-- Java: the base's Java major is at least the app's (a JVM runs older class files);
+- Java: the base's Java major is the app's own. A JVM runs older class files, but an app's Java
+  major is never changed silently: Java 17 removed APIs (javax.xml.bind and friends) and closed
+  the JDK's internals that many Java 8 apps use. The spec's `java_max` allows newer majors up to
+  the one named, for apps known to run there;
 - a servlet container when the app is a WAR.
 
 Cost, lowest wins: what the app must add on top of the base, plus a little for what it carries in
@@ -9,7 +12,7 @@ vain. Weights are in COST so `--explain` and the docs show the same numbers:
 - each package the app lists that the base lacks;
 - one apt layer when any package must be installed;
 - a user to create when the base lacks the app's user;
-- each Java major the base is newer than the app asks for;
+- each Java major the base is newer than the app asks for (only within `java_max`);
 - each package in the base that the app does not list (image weight; small, only separates
   otherwise equal choices such as jre-17 and jdk-17 for a plain jar).
 A tie goes to the more specific (deeper) image, then to the name, so the choice is deterministic.
@@ -50,13 +53,24 @@ def app_user(spec: AppSpec, servlet: Servlet | None) -> str:
     return spec.user or KINDS[spec.type].default_user(servlet)
 
 
+def java_wanted(spec: AppSpec) -> str:
+    """The app's Java requirement as the messages spell it: `java 8`, or `java 8 to 17`."""
+    if spec.java_max is not None and spec.java_max != spec.java:
+        return f"java {spec.java} to {spec.java_max}"
+    return f"java {spec.java}"
+
+
 def evaluate(spec: AppSpec, image: ResolvedImage) -> Candidate:
     missing = []
     if spec.java is not None:
+        newest = spec.java_max or spec.java
         if image.java is None:
-            missing.append(f"java >= {spec.java} (has no java)")
+            missing.append(f"{java_wanted(spec)} (has no java)")
         elif image.java < spec.java:
-            missing.append(f"java >= {spec.java} (has {image.java})")
+            missing.append(f"{java_wanted(spec)} (has {image.java})")
+        elif image.java > newest:
+            hint = f"; java_max: {image.java} would allow it" if spec.java_max is None else ""
+            missing.append(f"{java_wanted(spec)} (has {image.java}{hint})")
     if KINDS[spec.type].needs_servlet and image.servlet is None:
         missing.append("a servlet container for a WAR (has none)")
     wanted = set(spec.packages)
@@ -78,7 +92,7 @@ def evaluate(spec: AppSpec, image: ResolvedImage) -> Candidate:
         items.append((COST["user"], f"creates user {add_user}"))
     if spec.java is not None and image.java is not None and image.java > spec.java:
         gap = image.java - spec.java
-        items.append((COST["java_major"] * gap, f"runs java {spec.java} code on java {image.java}"))
+        items.append((COST["java_major"] * gap, f"runs java {spec.java} code on java {image.java} (java_max: {spec.java_max})"))
     items.append((COST["weight"] * weight, f"carries {weight} package(s) the app does not list"))
     return Candidate(
         image=image,
@@ -110,17 +124,28 @@ def _no_java(spec: AppSpec, ranked: list[Candidate]) -> bool:
     return spec.java is not None and all(any(m.startswith("java") for m in c.missing) for c in ranked)
 
 
+def _java_distance(spec: AppSpec, image: ResolvedImage) -> int:
+    """How many majors the image's Java is from the app's: the nearest miss is the most useful hint."""
+    if spec.java is None:
+        return 0
+    return abs(image.java - spec.java) if image.java is not None else 100
+
+
 def _no_base_message(spec: AppSpec, ranked: list[Candidate]) -> str:
-    needs = ([f"java >= {spec.java}"] if spec.java is not None else []) + (
+    needs = ([java_wanted(spec)] if spec.java is not None else []) + (
         ["a servlet container"] if KINDS[spec.type].needs_servlet else []
     )
     absent = []  # requirements no image in the tree meets, even alone
     if _no_java(spec, ranked):
         javas = sorted({c.image.java for c in ranked if c.image.java is not None})
-        absent.append(f"java >= {spec.java} (newest in the tree: {javas[-1]})" if javas else f"java >= {spec.java} (no java at all)")
+        has = f"the tree has java {', '.join(map(str, javas))}" if javas else "the tree has no java at all"
+        fix = f"add a base with java {spec.java} to the tree"
+        if spec.java_max is None and any(j > (spec.java or 0) for j in javas):
+            fix += ", or set java_max in the spec if the app is known to run on a newer major"
+        absent.append(f"{java_wanted(spec)} ({has}; {fix})")
     if KINDS[spec.type].needs_servlet and all(c.image.servlet is None for c in ranked):
         absent.append("a servlet container (no image sets provides.servlet)")
-    closest = sorted(ranked, key=lambda c: (len(c.missing), -c.image.depth, c.image.name))[:3]
+    closest = sorted(ranked, key=lambda c: (len(c.missing), _java_distance(spec, c.image), -c.image.depth, c.image.name))[:3]
     parts = [f"no base image can serve this {spec.type} app, which needs {' and '.join(needs)}"]
     if absent:
         parts.append(f"no image in the tree provides {' or '.join(absent)}")
@@ -130,7 +155,7 @@ def _no_base_message(spec: AppSpec, ranked: list[Candidate]) -> str:
 
 def explain(spec: AppSpec, tree: Tree) -> str:
     ranked = rank(spec, tree)
-    head = f"{spec.name}: type {spec.type}" + (f", java {spec.java}" if spec.java else "")
+    head = f"{spec.name}: type {spec.type}" + (f", {java_wanted(spec)}" if spec.java else "")
     if spec.packages:
         head += f", packages {' '.join(spec.packages)}"
     lines = [head, f"{'rank':>4}  {'base':<20} {'cost':>5}  why"]
@@ -145,4 +170,7 @@ def explain(spec: AppSpec, tree: Tree) -> str:
             lines.append(f"{'-':>4}  {cand.image.name:<20} {'-':>5}  rejected: needs {'; '.join(cand.missing)}")
     if winner is None:
         lines.append("no base qualifies")
+    elif spec.java is not None and winner.image.java is not None and winner.image.java != spec.java:
+        lines.append(f"note: this java {spec.java} app is placed on java {winner.image.java} ({winner.image.name}), "
+                     f"allowed by java_max: {spec.java_max} in the spec")
     return "\n".join(lines) + "\n"

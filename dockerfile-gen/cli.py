@@ -14,7 +14,7 @@ from dockerfile_gen.choose import explain
 from dockerfile_gen.errors import EXIT_INCOMPLETE, EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_USER_ERROR, GenError
 from dockerfile_gen.generate import Options, batch, generate, write_outputs
 from dockerfile_gen.spec import load_spec
-from dockerfile_gen.tree import Tree, load_tree
+from dockerfile_gen.tree import Tree, load_tree, root_overrides
 
 log = logging.getLogger("dockerfile_gen")
 # In a source checkout the tree sits beside the package.
@@ -28,6 +28,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         line = f"dockerfile-gen: error: {self.prog}: {message}; see '{self.prog} --help'"
         self.exit(EXIT_USAGE, " ".join(line.split()) + "\n")
+
+
+_ROOT_FROM: dict[str, object] = {
+    "action": "append", "default": [], "metavar": "[ROOT=]IMAGE",
+    "help": "override a root's FROM image, e.g. root-trixie=localhost/debian:trixie (repeatable; "
+            "a bare IMAGE only when the images come from one root)",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,19 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     tsub.add_parser("show", help="list the images, parents first, with what each adds")
     rend = tsub.add_parser("render", help="write each base image's Dockerfile to DIR/<name>/")
     rend.add_argument("-o", "--output", required=True)
-    rend.add_argument("--root-from", help="override the root's FROM image")
+    rend.add_argument("--root-from", **_ROOT_FROM)
     bld = tsub.add_parser("build", help="build the images parents-first, skipping unchanged ones")
     bld.add_argument("images", nargs="*", help="only these images (and their ancestors)")
     bld.add_argument("--engine", choices=sorted(build.ENGINES), help="default: the first of podman, buildah, docker found")
     bld.add_argument("--push", metavar="REGISTRY", help="push each image as REGISTRY/NAME:VERSION")
     bld.add_argument("--tls-verify", action=argparse.BooleanOptionalAction, default=True, help="TLS for --push (podman, buildah)")
-    bld.add_argument("--root-from", help="override the root's FROM image, e.g. localhost/debian:bookworm")
+    bld.add_argument("--root-from", **_ROOT_FROM)
     bld.add_argument("--wheel", help="the agent wheel to install in the root (default: build one from --source)")
     bld.add_argument("--source", default=_CHECKOUT, help="project source to build the wheel from (default: this checkout)")
     _replicate_after_push(bld)
     gra = tsub.add_parser("graph", help="draw the tree with graphviz")
     gra.add_argument("-o", "--output", required=True, help="FILE.svg, FILE.png or FILE.dot")
-    gra.add_argument("--root-from", help="override the root's FROM image in the drawing")
+    gra.add_argument("--root-from", **_ROOT_FROM)
 
     psh = sub.add_parser("push", help="push a built app image to the master registry (and replicate it)")
     psh.add_argument("image", help="the local image, e.g. localhost/apps/orders:1a2b3c")
@@ -164,24 +171,25 @@ def _batch(args: argparse.Namespace, tree: Tree) -> int:
 
 
 def _tree(args: argparse.Namespace, tree: Tree) -> int:
+    root_from = root_overrides(tree, args.root_from, getattr(args, "images", ())) if args.tree_command != "show" else {}
     if args.tree_command == "show":
         sys.stdout.write(show(tree, args.base_prefix))
     elif args.tree_command == "render":
         for name in tree.order:
             out = os.path.join(args.output, name)
             os.makedirs(out, exist_ok=True)
-            text = render.render_base_dockerfile(tree.images[name], tree, args.base_prefix, args.root_from)
+            text = render.render_base_dockerfile(tree.images[name], tree, args.base_prefix, root_from)
             with open(os.path.join(out, "Dockerfile"), "w", encoding="utf-8") as handle:
                 handle.write(text)
         log.info("rendered %d Dockerfiles into %s", len(tree.order), args.output)
     elif args.tree_command == "graph":
-        graph.write_graph(tree, args.output, args.root_from)
+        graph.write_graph(tree, args.output, root_from)
     else:
-        return _build(args, tree)
+        return _build(args, tree, root_from)
     return 0
 
 
-def _build(args: argparse.Namespace, tree: Tree) -> int:
+def _build(args: argparse.Namespace, tree: Tree, root_from: dict[str, str]) -> int:
     engine = build.find_engine(args.engine)
     replication = None
     if args.push:  # checked before the build, so a bad replication.yaml fails in a second, not after it
@@ -192,7 +200,7 @@ def _build(args: argparse.Namespace, tree: Tree) -> int:
         wheel = args.wheel or build.build_wheel(args.source, wheel_dir)
         results = build.build_tree(
             tree, engine, args.base_prefix, wheel,
-            root_from=args.root_from, only=args.images, push=args.push, tls_verify=args.tls_verify,
+            root_from=root_from, only=args.images, push=args.push, tls_verify=args.tls_verify,
         )
     built = sum(1 for r in results if r.status == "built")
     log.info("tree build: %d built, %d unchanged, %.1fs", built, len(results) - built, sum(r.seconds for r in results))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.tree import Tree
@@ -20,7 +21,7 @@ def show_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def to_dot(tree: Tree, root_from: str | None = None) -> str:
+def to_dot(tree: Tree, root_from: Mapping[str, str] | None = None) -> str:
     lines = [
         "digraph image_tree {",
         '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.4, ranksep=0.5];',
@@ -41,14 +42,14 @@ def to_dot(tree: Tree, root_from: str | None = None) -> str:
         if base.parent is not None:
             lines.append(f"  {_q(base.parent)} -> {_q(name)};")
         else:
-            source = root_from or base.from_ or ""
+            source = (root_from or {}).get(name) or base.from_ or ""
             lines.append(f'  {_q("from:" + source)} [label={_q(source)}, shape=note, fillcolor="#f4f4f4", color="#888888"];')
             lines.append(f"  {_q('from:' + source)} -> {_q(name)} [style=dashed];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def write_graph(tree: Tree, output: str, root_from: str | None = None) -> None:
+def write_graph(tree: Tree, output: str, root_from: Mapping[str, str] | None = None) -> None:
     fmt = os.path.splitext(output)[1].lstrip(".").lower()
     if fmt not in FORMATS:
         raise GenError(f"unknown format {fmt!r}: name the file .svg, .png or .dot", output)

@@ -15,6 +15,9 @@ APP_HOME: str = settings.setting_row("app_home").default
 CONF_SOURCE = f"{APP_HOME}/{settings.setting_row('conf_source').default}"  # where conf.d/ is copied
 CONF_DIR = f"{APP_HOME}/{settings.setting_row('conf_target').default}"  # where the agent links the active env
 DEFAULT_USER = "app"
+# The Java majors an app may ask for and a tree image may provide (Debian ships 17 in bookworm,
+# 21 and 25 in trixie; 8 and 11 are here for specs of older apps and for trees that add them).
+JAVA_VERSIONS = (8, 11, 17, 21, 25)
 
 
 @dataclass(frozen=True)

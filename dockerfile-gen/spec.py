@@ -16,11 +16,11 @@ import yaml
 from bootstrap import settings
 from dockerfile_gen import checks
 from dockerfile_gen.errors import GenError
+from dockerfile_gen.kinds import JAVA_VERSIONS
 
 TYPES = ("springboot", "jar", "war", "script")
-JAVA_VERSIONS = (8, 11, 17, 21)
 KEYS = frozenset(
-    "name type java artifact start ports config ready packages user jvm_options labels exit_remap "
+    "name type java java_max artifact start ports config ready packages user jvm_options labels exit_remap "
     "resources replicas autoscaling ingress env_overrides".split()
 )
 OVERRIDE_KEYS = frozenset("replicas resources autoscaling ingress".split())
@@ -106,6 +106,7 @@ class AppSpec:
     deploy: Deploy
     exit_remap: tuple[tuple[int, int], ...] | None  # None: the type's default
     env_overrides: tuple[tuple[str, str, Deploy], ...] = field(default=())  # (env dir, spec key, entry)
+    java_max: int | None = None  # the newest Java major the app may be placed on; None: exactly `java`
 
     def deploy_for(self, env: str) -> tuple[Deploy, str, frozenset[str]]:
         """The env's effective Helm settings, its override's spec key prefix ('' if none) and the
@@ -202,6 +203,7 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
         deploy=deploy,
         exit_remap=exit_remap,
         env_overrides=overrides,
+        java_max=_java_max(doc, java, path),
     )
 
 
@@ -265,6 +267,20 @@ def _java(doc: Mapping[str, Any], kind: str, path: str) -> int | None:
     value = doc["java"]
     if isinstance(value, bool) or value not in JAVA_VERSIONS:
         checks.fail(path, "java", f"{value!r} is not one of {', '.join(map(str, JAVA_VERSIONS))}")
+    return int(value)
+
+
+def _java_max(doc: Mapping[str, Any], java: int | None, path: str) -> int | None:
+    """An app runs on its own Java major unless the spec names a newer one it is known to run on."""
+    value = doc.get("java_max")
+    if value is None:
+        return None
+    if java is None:
+        checks.fail(path, "java_max", "needs `java`, the major the app is built for")
+    if isinstance(value, bool) or value not in JAVA_VERSIONS:
+        checks.fail(path, "java_max", f"{value!r} is not one of {', '.join(map(str, JAVA_VERSIONS))}")
+    if value < java:
+        checks.fail(path, "java_max", f"{value} is older than java ({java}): it names the newest major the app may run on")
     return int(value)
 
 

@@ -14,7 +14,7 @@ Nothing is changed in place; every resolved image is a new frozen object.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +22,9 @@ import yaml
 
 from dockerfile_gen import checks
 from dockerfile_gen.errors import GenError
-from dockerfile_gen.kinds import SERVLETS
+from dockerfile_gen.kinds import JAVA_VERSIONS, SERVLETS
 
 KEYS = frozenset("name parent from version description provides packages env run labels".split())
-JAVA_VERSIONS = (8, 11, 17, 21)
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,30 @@ class Tree:
 
     def children(self, name: str) -> tuple[str, ...]:
         return tuple(n for n in self.order if self.images[n].image.parent == name)
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        return tuple(n for n in self.order if self.images[n].image.parent is None)
+
+
+def root_overrides(tree: Tree, values: Sequence[str], images: Sequence[str] = ()) -> dict[str, str]:
+    """`--root-from [ROOT=]IMAGE` words → {root name: image}. A bare IMAGE is allowed only when the
+    images in question (`images`, else the whole tree) come from one root; otherwise it would be
+    ambiguous which root it replaces."""
+    roots = sorted({tree.images[n].chain[0] for n in images if n in tree.images} if images else tree.roots)
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, ref = value.partition("=")
+        if not sep:
+            if len(roots) != 1:
+                raise GenError(f"{value!r} names no root, and the images come from {len(roots)} roots ({', '.join(roots)}): write ROOT=IMAGE, once per root", "--root-from")
+            name, ref = roots[0], value
+        elif name not in tree.roots:
+            raise GenError(f"{name!r} is not a root of the tree (roots: {', '.join(tree.roots)})", "--root-from")
+        if name in out:
+            raise GenError(f"root {name!r} is given twice", "--root-from")
+        out[name] = _image_ref(ref, "--root-from", name)
+    return out
 
 
 def load_tree(directory: str) -> Tree:

@@ -57,27 +57,27 @@ def test_parents_first_then_skip_when_unchanged(tree: Tree, wheel: str, caplog: 
     fake = FakePodman()
     engine = build.ENGINES["podman"]
     caplog.set_level(logging.INFO, "dockerfile_gen")
-    first = build.build_tree(tree, engine, "localhost/base", wheel, root_from="localhost/debian:bookworm", runner=fake)
+    first = build.build_tree(tree, engine, "localhost/base", wheel, root_from={"root": "localhost/debian:bookworm"}, runner=fake)
     assert [r.status for r in first] == ["built"] * 5
     assert built(fake) == ["localhost/base/root:1", "localhost/base/jre-11:1", "localhost/base/jre-17:1", "localhost/base/fonts:1", "localhost/base/tomcat:1"]
     assert all(HASH_LABEL in labels for ref, labels in fake.images.items() if ref.startswith("localhost/base"))
     assert any(r.message.startswith("[5/5] tomcat: built localhost/base/tomcat:1 in ") for r in caplog.records)
     fake.calls.clear()
-    second = build.build_tree(tree, engine, "localhost/base", wheel, root_from="localhost/debian:bookworm", runner=fake)
+    second = build.build_tree(tree, engine, "localhost/base", wheel, root_from={"root": "localhost/debian:bookworm"}, runner=fake)
     assert [r.status for r in second] == ["unchanged"] * 5 and built(fake) == []
 
 
 def test_a_changed_agent_rebuilds_only_the_root_and_what_depends_on_it(tree: Tree, wheel: str, tmp_path: Path) -> None:
     fake = FakePodman()
     engine = build.ENGINES["podman"]
-    build.build_tree(tree, engine, "p", wheel, root_from="localhost/debian:bookworm", runner=fake)
+    build.build_tree(tree, engine, "p", wheel, root_from={"root": "localhost/debian:bookworm"}, runner=fake)
     before = build.wheel_digest(wheel)
     with zipfile.ZipFile(wheel, "a") as archive:
         archive.writestr("bootstrap/extra.py", "y = 2\n")
     assert build.wheel_digest(wheel) != before
     fake.calls.clear()
     # The fake gives a rebuilt image a new ID, so children see a new FROM.
-    results = build.build_tree(tree, engine, "p", wheel, root_from="localhost/debian:bookworm", only=["fonts"], runner=fake)
+    results = build.build_tree(tree, engine, "p", wheel, root_from={"root": "localhost/debian:bookworm"}, only=["fonts"], runner=fake)
     assert [(r.name, r.status) for r in results] == [("root", "built"), ("jre-17", "built"), ("fonts", "built")]
 
 
@@ -94,13 +94,13 @@ def test_wheel_digest_ignores_zip_timestamps(tmp_path: Path) -> None:
 def test_push_and_errors(tree: Tree, wheel: str) -> None:
     fake = FakePodman()
     engine = build.ENGINES["podman"]
-    build.build_tree(tree, engine, "p", wheel, root_from="localhost/debian:bookworm", only=["jre-17"], push="127.0.0.1:5000/base", tls_verify=False, runner=fake)
+    build.build_tree(tree, engine, "p", wheel, root_from={"root": "localhost/debian:bookworm"}, only=["jre-17"], push="127.0.0.1:5000/base", tls_verify=False, runner=fake)
     pushes = [c for c in fake.calls if c[1] == "push"]
     assert pushes[-1] == ["podman", "push", "--tls-verify=false", "p/jre-17:1", "docker://127.0.0.1:5000/base/jre-17:1"]
     with pytest.raises(GenError, match=r"no image named 'nope'"):
         build.build_tree(tree, engine, "p", wheel, only=["nope"], runner=fake)
     with pytest.raises(GenError, match=r"base image localhost/debian:trixie is not available to podman"):
-        build.build_tree(tree, engine, "q", wheel, root_from="localhost/debian:trixie", runner=fake)
+        build.build_tree(tree, engine, "q", wheel, root_from={"root": "localhost/debian:trixie"}, runner=fake)
 
 
 def test_build_failure_shows_the_tail(tree: Tree, wheel: str) -> None:
@@ -110,7 +110,7 @@ def test_build_failure_shows_the_tail(tree: Tree, wheel: str) -> None:
         return FakePodman()(argv)
 
     with pytest.raises(GenError, match=r"podman build failed \(exit 1\):\nSTEP 2/5\nE: Unable to locate package nope"):
-        build.build_tree(tree, build.ENGINES["podman"], "p", wheel, root_from="localhost/debian:bookworm", runner=failing)
+        build.build_tree(tree, build.ENGINES["podman"], "p", wheel, root_from={"root": "localhost/debian:bookworm"}, runner=failing)
 
 
 def test_engine_selection() -> None:

@@ -23,22 +23,64 @@ def names(spec: AppSpec, tree: Tree) -> list[str]:
 def test_java_major_is_a_hard_rule(tree: Tree, write_spec: Callable[..., AppSpec]) -> None:
     ranked = rank(write_spec(JAR), tree)
     rejected = {c.image.name: c.missing for c in ranked if not c.qualified}
-    assert rejected == {"jre-11": ("java >= 17 (has 11)",), "root": ("java >= 17 (has no java)",)}
+    assert rejected == {"jre-11": ("java 17 (has 11)",), "root": ("java 17 (has no java)",)}
 
 
-def test_exact_java_beats_newer_java(tree: Tree, write_spec: Callable[..., AppSpec]) -> None:
-    spec = write_spec({**JAR, "java": 11})
-    assert choose(spec, tree).image.name == "jre-11"
-    newer = next(c for c in rank(spec, tree) if c.image.name == "jre-17")
-    assert f"+{6 * COST['java_major']} runs java 11 code on java 17" in newer.reasons
+def test_a_newer_major_is_refused_without_java_max(tree: Tree, write_spec: Callable[..., AppSpec]) -> None:
+    """Many Java 8 and 11 apps break on 17 (javax.xml.bind removed, strong encapsulation)."""
+    ranked = rank(write_spec({**JAR, "java": 11}), tree)
+    rejected = {c.image.name: c.missing for c in ranked if not c.qualified}
+    assert rejected["jre-17"] == ("java 11 (has 17; java_max: 17 would allow it)",)
+    assert [c.image.name for c in ranked if c.qualified] == ["jre-11"]
 
 
-def test_old_java_runs_on_newer_when_nothing_else(tmp_path: Path, write_spec: Callable[..., AppSpec]) -> None:
+def test_no_base_of_that_major_names_what_the_tree_lacks(tmp_path: Path, write_spec: Callable[..., AppSpec]) -> None:
     tree = load_tree(write_tree(tmp_path / "t", [
         {"name": "root", "from": "d:1", "version": "1"},
         {"name": "jre-17", "parent": "root", "version": "1", "provides": {"java": 17}},
+        {"name": "jre-21", "parent": "root", "version": "1", "provides": {"java": 21}},
     ]))
-    assert choose(write_spec({**JAR, "java": 8}), tree).image.name == "jre-17"
+    with pytest.raises(GenError) as info:
+        choose(write_spec({**JAR, "java": 8}), tree)
+    assert info.value.key == "java"
+    assert str(info.value).split(": ", 2)[2] == (
+        "no base image can serve this jar app, which needs java 8; no image in the tree provides java 8 "
+        "(the tree has java 17, 21; add a base with java 8 to the tree, or set java_max in the spec if the app "
+        "is known to run on a newer major); closest: jre-17 lacks java 8 (has 17; java_max: 17 would allow it); "
+        "jre-21 lacks java 8 (has 21; java_max: 21 would allow it); root lacks java 8 (has no java)")
+    # Nothing newer in the tree: no java_max hint, since it could not help.
+    with pytest.raises(GenError, match=r"provides java 25 \(the tree has java 17, 21; add a base with java 25 to the tree\); closest"):
+        choose(write_spec({**JAR, "java": 25}, name="b"), tree)
+
+
+def test_java_max_allows_newer_majors_up_to_it(tmp_path: Path, write_spec: Callable[..., AppSpec]) -> None:
+    tree = load_tree(write_tree(tmp_path / "t", [
+        {"name": "root", "from": "d:1", "version": "1"},
+        {"name": "jre-17", "parent": "root", "version": "1", "provides": {"java": 17}},
+        {"name": "jre-21", "parent": "root", "version": "1", "provides": {"java": 21}},
+        {"name": "jre-25", "parent": "root", "version": "1", "provides": {"java": 25}},
+    ]))
+    spec = write_spec({**JAR, "java": 8, "java_max": 21})
+    ranked = rank(spec, tree)
+    assert [c.image.name for c in ranked if c.qualified] == ["jre-17", "jre-21"], "the nearest major wins"
+    assert {c.image.name: c.missing for c in ranked if not c.qualified}["jre-25"] == ("java 8 to 21 (has 25)",)
+    chosen = choose(spec, tree)
+    assert f"+{9 * COST['java_major']} runs java 8 code on java 17 (java_max: 21)" in chosen.reasons
+    text = explain(spec, tree)
+    assert text.splitlines()[0] == "svc: type jar, java 8 to 21"
+    assert text.splitlines()[-1] == "note: this java 8 app is placed on java 17 (jre-17), allowed by java_max: 21 in the spec"
+    # An exact match needs no note, java_max or not.
+    exact = explain(write_spec({**JAR, "java": 17, "java_max": 21}, name="b"), tree)
+    assert "note:" not in exact and "1  jre-17" in exact
+    with pytest.raises(GenError, match=r"java: no base image can serve this jar app, which needs java 8 to 11;"):
+        choose(write_spec({**JAR, "java": 8, "java_max": 11}, name="c"), tree)
+
+
+def test_exact_java_beats_newer_java(tree: Tree, write_spec: Callable[..., AppSpec]) -> None:
+    spec = write_spec({**JAR, "java": 11, "java_max": 17})
+    assert choose(spec, tree).image.name == "jre-11"
+    newer = next(c for c in rank(spec, tree) if c.image.name == "jre-17")
+    assert f"+{6 * COST['java_major']} runs java 11 code on java 17 (java_max: 17)" in newer.reasons
 
 
 def test_war_needs_a_servlet_container(tree: Tree, write_spec: Callable[..., AppSpec]) -> None:
@@ -97,9 +139,9 @@ def test_no_base_lists_what_is_missing(tree: Tree, write_spec: Callable[..., App
         choose(write_spec({**JAR, "java": 21, "type": "war", "artifact": "a.war"}), tree)
     message = str(info.value)
     assert info.value.key == "java"
-    assert "needs java >= 21 and a servlet container" in message
-    assert "no image in the tree provides java >= 21 (newest in the tree: 17)" in message
-    assert "tomcat lacks java >= 21 (has 17)" in message
+    assert "needs java 21 and a servlet container" in message
+    assert "no image in the tree provides java 21 (the tree has java 11, 17; add a base with java 21 to the tree)" in message
+    assert "tomcat lacks java 21 (has 17)" in message
 
 
 def test_no_servlet_anywhere(tmp_path: Path, write_spec: Callable[..., AppSpec]) -> None:
@@ -118,7 +160,8 @@ def test_explain_lists_every_candidate(tree: Tree, write_spec: Callable[..., App
     body = lines[2:]
     assert len(body) == 5
     assert body[0].split()[:4] == ["1", "fonts", str(choose(write_spec({**JAR, "packages": ["fontconfig"]}, name="x"), tree).cost), "chosen:"]
-    assert any("root" in line and "rejected: needs java >= 17 (has no java)" in line for line in body)
+    assert any("root" in line and "rejected: needs java 17 (has no java)" in line for line in body)
+    assert any("jre-11" in line and "rejected: needs java 17 (has 11)" in line for line in body)
     assert any("jre-17" in line and "installs 1 package(s): fontconfig" in line for line in body)
 
 
@@ -131,3 +174,12 @@ def test_real_tree_choices(real_tree: Tree, write_spec: Callable[..., AppSpec]) 
     assert choose(write_spec({**war, "packages": ["fonts-liberation2"]}, name="e"), real_tree).image.name == "tomcat10-fonts"
     script = {"name": "job", "type": "script", "start": "python3 job.py"}
     assert choose(write_spec(script, name="f"), real_tree).image.name == "root"
+    # Java 21 and 25 apps land on the trixie branch, each on its own major.
+    assert choose(write_spec({**JAR, "java": 21}, name="g"), real_tree).image.name == "jre-21"
+    assert choose(write_spec({**JAR, "java": 25}, name="h"), real_tree).image.name == "jre-25"
+    assert choose(write_spec({**war, "java": 21}, name="i"), real_tree).image.name == "tomcat10-jre21"
+    assert choose(write_spec({**JAR, "java": 17, "java_max": 25}, name="j"), real_tree).image.name == "jre-17"
+    with pytest.raises(GenError, match=r"needs java 25 and a servlet container; closest: jre-25 lacks a servlet container for a WAR \(has none\); tomcat10-jre21 lacks java 25 \(has 21"):
+        choose(write_spec({**war, "java": 25}, name="k"), real_tree)
+    with pytest.raises(GenError, match=r"no image in the tree provides java 11 \(the tree has java 17, 21, 25;"):
+        choose(write_spec({**JAR, "java": 11}, name="l"), real_tree)

@@ -57,17 +57,17 @@ def test_batch_reports_and_keeps_going(tmp_path: Path, capsys: pytest.CaptureFix
     shutil.copytree(EXAMPLES / "hello-jar", apps / "twin")
     (apps / "bad").mkdir()
     (apps / "bad" / "app.yaml").write_text("name: bad\ntype: jar\njava: 17\nartifact: a.jar\nport: 1\n")
-    (apps / "java21").mkdir()
-    (apps / "java21" / "app.yaml").write_text("name: j21\ntype: jar\njava: 21\nartifact: a.jar\n")
-    (apps / "java21" / "conf.d" / "prod").mkdir(parents=True)
-    (apps / "java21" / "conf.d" / "prod" / "a.properties").write_text("a=1\n")
+    (apps / "java11").mkdir()
+    (apps / "java11" / "app.yaml").write_text("name: j11\ntype: jar\njava: 11\nartifact: a.jar\n")
+    (apps / "java11" / "conf.d" / "prod").mkdir(parents=True)
+    (apps / "java11" / "conf.d" / "prod" / "a.properties").write_text("a=1\n")
     code = main([*TREE, "-q", "batch", str(apps), "-o", str(tmp_path / "out"), NOT_BUILT])
     out, err = capsys.readouterr()
     assert code == EXIT_USER_ERROR
     assert out.splitlines()[0] == "batch: 4 specs, 1 generated, 3 failed"
     assert "base jre-17: 1" in out
     assert "bad/app.yaml: port: unknown key" in err
-    assert "java21/app.yaml: java: no base image" in err
+    assert "java11/app.yaml: java: no base image" in err
     assert "twin/app.yaml: name: 'hello-jar' is also the name in" in err
     assert (tmp_path / "out" / "good" / "Dockerfile").is_file(), "valid specs are still generated"
 
@@ -78,17 +78,33 @@ def test_examples_all_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert out.startswith(f"batch: {len(list(EXAMPLES.glob('*/app.yaml')))} specs")
     types = {yaml.safe_load(p.read_text())["type"] for p in EXAMPLES.glob("*/app.yaml")}
     javas = {yaml.safe_load(p.read_text()).get("java") for p in EXAMPLES.glob("*/app.yaml")}
-    assert types == {"springboot", "jar", "war", "script"} and {8, 11, 17} <= javas
+    assert types == {"springboot", "jar", "war", "script"} and {8, 11, 17, 21} <= javas
+    assert "base jre-21: 1" in out, out
     assert len(list(EXAMPLES.glob("*/app.yaml"))) >= 12
 
 
 def test_unservable_example_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = EXAMPLES.parent / "unservable" / "pricing-engine" / "app.yaml"
+    """A Java 8 app is never moved to Java 17 silently: with no Java 8 base, the error says what the
+    tree lacks and how to fix it."""
+    spec = EXAMPLES.parent / "unservable" / "legacy-billing" / "app.yaml"
     assert main([*TREE, "app", str(spec), "--explain", NOT_BUILT]) == 0, "--explain alone reports; it does not fail"
-    assert "rejected: needs java >= 21 (has 17)" in capsys.readouterr().out
+    assert "rejected: needs java 8 (has 17; java_max: 17 would allow it)" in capsys.readouterr().out
     assert main([*TREE, "app", str(spec), "-o", "/nonexistent/never-written", NOT_BUILT]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("dockerfile-gen: error: ") and "java >= 21" in err
+    assert err.count("\n") == 1 and err.startswith("dockerfile-gen: error: ")
+    assert "java: no base image can serve this springboot app, which needs java 8" in err
+    assert "(the tree has java 17, 21, 25; add a base with java 8 to the tree, or set java_max in the spec" in err
+
+
+def test_old_java_examples_say_they_run_newer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every example below Java 17 is placed on 17 only through its java_max, and --explain says so."""
+    for path in sorted(EXAMPLES.glob("*/app.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        if doc.get("java") in (8, 11):
+            assert doc.get("java_max") == 17, path
+            assert main([*TREE, "app", str(path), "--explain", NOT_BUILT]) == 0
+            out = capsys.readouterr().out
+            assert f"note: this java {doc['java']} app is placed on java 17" in out and "allowed by java_max: 17 in the spec" in out
 
 
 def test_app_needs_output_or_explain(capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,16 +128,30 @@ def test_tree_show_and_render(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main([*TREE, "tree", "show"]) == 0
     shown = capsys.readouterr().out.splitlines()
     assert shown[0].startswith("localhost/base/root:1.0.0") and any(line.startswith("      localhost/base/tomcat10-fonts") for line in shown)
-    assert main([*TREE, "-q", "tree", "render", "-o", str(tmp_path), "--root-from", "localhost/debian:bookworm"]) == 0
+    assert main([*TREE, "-q", "tree", "render", "-o", str(tmp_path), "--root-from", "root=localhost/debian:bookworm",
+                 "--root-from", "root-trixie=localhost/debian:trixie"]) == 0
     root = (tmp_path / "root" / "Dockerfile").read_text()
     assert "FROM localhost/debian:bookworm" in root and 'ENTRYPOINT ["bootstrap", "run", "--"]' in root
+    trixie = (tmp_path / "root-trixie" / "Dockerfile").read_text()
+    assert "FROM localhost/debian:trixie" in trixie and 'ENTRYPOINT ["bootstrap", "run", "--"]' in trixie
     assert "FROM localhost/base/jre-17:1.0.0" in (tmp_path / "tomcat10" / "Dockerfile").read_text()
+    assert "FROM localhost/base/jre-21:1.0.0" in (tmp_path / "tomcat10-jre21" / "Dockerfile").read_text()
+    assert "FROM localhost/base/root-trixie:1.0.0" in (tmp_path / "jre-25" / "Dockerfile").read_text()
+
+
+def test_root_from_must_name_the_root_when_there_are_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*TREE, "-q", "tree", "render", "-o", str(tmp_path), "--root-from", "localhost/debian:bookworm"]) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == (
+        "dockerfile-gen: error: --root-from: 'localhost/debian:bookworm' names no root, and the images come from 2 roots "
+        "(root, root-trixie): write ROOT=IMAGE, once per root\n")
+    assert not any(tmp_path.iterdir()), "nothing is rendered"
 
 
 def test_graph_dot_and_svg(tmp_path: Path) -> None:
     assert main([*TREE, "tree", "graph", "-o", str(tmp_path / "tree.dot")]) == 0
     dot = (tmp_path / "tree.dot").read_text()
     assert '"jre-17" -> "tomcat10";' in dot and '"root" -> "jre-17";' in dot
+    assert '"root-trixie" -> "jre-21";' in dot and '"jre-21" -> "tomcat10-jre21";' in dot
     require_tool("dot")
     assert main([*TREE, "tree", "graph", "-o", str(tmp_path / "tree.svg")]) == 0
     svg = (tmp_path / "tree.svg").read_text()

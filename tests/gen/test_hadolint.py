@@ -32,7 +32,7 @@ def test_generated_example_dockerfiles(tmp_path: Path) -> None:
     lint(sorted(tmp_path.glob("*/Dockerfile")))
 
 
-@pytest.mark.parametrize("root_from", [None, "localhost/debian:bookworm"])
+@pytest.mark.parametrize("root_from", [None, "root=localhost/debian:bookworm"])
 def test_rendered_tree_dockerfiles(tmp_path: Path, root_from: str | None) -> None:
     extra = ["--root-from", root_from] if root_from else []
     assert main(["--tree", str(IMAGE_TREE), "-q", "tree", "render", "-o", str(tmp_path), *extra]) == 0

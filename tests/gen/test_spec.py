@@ -177,3 +177,22 @@ def test_unreadable_yaml_names_the_file(tmp_path: Any) -> None:
         load_spec(str(bad))
     with pytest.raises(GenError, match=r"cannot read spec"):
         load_spec(str(tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("java", [8, 11, 17, 21, 25])
+def test_every_java_major_the_tree_knows(java: int) -> None:
+    assert parse(java=java).java == java and parse(java=java).java_max is None
+
+
+def test_java_max_names_the_newest_major_allowed() -> None:
+    assert parse(java=8, java_max=17).java_max == 17
+    assert parse(java=17, java_max=17).java_max == 17
+    for changes, message in (
+        ({"java": 17, "java_max": 11}, "java_max: 11 is older than java (17)"),
+        ({"java": 8, "java_max": 16}, "java_max: 16 is not one of 8, 11, 17, 21, 25"),
+        ({"java": 8, "java_max": True}, "java_max: True is not one of"),
+        ({"java": 8, "java_max": "17"}, "java_max: '17' is not one of"),
+        ({"type": "script", "java": None, "start": "run.sh", "artifact": None, "java_max": 17}, "java_max: needs `java`"),
+    ):
+        exc = error(**changes)
+        assert exc.key == "java_max" and message in str(exc), str(exc)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dockerfile_gen.errors import GenError
-from dockerfile_gen.tree import load_tree
+from dockerfile_gen.tree import load_tree, root_overrides
 from tests.gen.conftest import IMAGE_TREE, small_tree, write_tree
 
 ROOT: dict[str, Any] = {"name": "root", "from": "localhost/debian:bookworm", "version": "1", "packages": ["python3"]}
@@ -93,12 +93,49 @@ def test_order_is_parents_first_then_by_name(tmp_path: Path) -> None:
 
 def test_real_tree() -> None:
     tree = load_tree(str(IMAGE_TREE))
-    assert tree.order[0] == "root"
-    assert {"root", "jre-17", "jdk-17", "jre-17-fonts", "tomcat10"} <= set(tree.order)
+    assert tree.roots == ("root", "root-trixie")
+    assert {"root", "jre-17", "jdk-17", "jre-17-fonts", "tomcat10", "root-trixie", "jre-21", "jre-25", "tomcat10-jre21"} <= set(tree.order)
+    # Bookworm ships OpenJDK 17 only, trixie 21 and 25: each JVM sits on the root that has it.
+    by_root = {root: sorted({tree.images[n].java for n in tree.order if tree.images[n].chain[0] == root} - {None}) for root in tree.roots}
+    assert by_root == {"root": [17], "root-trixie": [21, 25]}
     for name in tree.order:
         image = tree.images[name]
         assert image.image.version != "latest"
-        if name != "root":
-            assert image.java == 17
-    assert tree.images["tomcat10"].servlet == "tomcat10"
+        if image.java is not None:
+            assert f"openjdk-{image.java}-jre-headless" in image.packages, name
+    assert tree.images["tomcat10"].servlet == tree.images["tomcat10-jre21"].servlet == "tomcat10"
+    assert (tree.images["tomcat10"].java, tree.images["tomcat10-jre21"].java) == (17, 21)
     assert {"python3-yaml", "python3-psutil", "python3-requests", "python3-watchdog", "python3-prometheus-client", "tzdata", "ca-certificates", "procps"} <= tree.images["root"].packages
+
+
+def test_both_roots_carry_the_same_agent() -> None:
+    """The trixie root repeats the bookworm root's packages, env, users and steps; only the OS differs.
+    An app must not behave differently because its Java major moved it to the other root."""
+    tree = load_tree(str(IMAGE_TREE))
+    bookworm, trixie = tree.images["root"], tree.images["root-trixie"]
+    assert bookworm.packages == trixie.packages
+    assert bookworm.env == trixie.env and bookworm.users == trixie.users
+    assert bookworm.image.run == trixie.image.run
+    assert (bookworm.provides["os"], trixie.provides["os"]) == ("debian-12", "debian-13")
+
+
+def test_root_overrides(tmp_path: Path) -> None:
+    tree = load_tree(write_tree(tmp_path, [
+        {"name": "a", "from": "d:12", "version": "1"},
+        {"name": "b", "from": "d:13", "version": "1"},
+        {"name": "a-child", "parent": "a", "version": "1"},
+    ]))
+    assert tree.roots == ("a", "b")
+    assert root_overrides(tree, ["a=localhost/d:12", "b=localhost/d:13"]) == {"a": "localhost/d:12", "b": "localhost/d:13"}
+    # A bare IMAGE is fine when the images in question come from one root.
+    assert root_overrides(tree, ["localhost/d:12"], ["a-child"]) == {"a": "localhost/d:12"}
+    for values, images, message in (
+        (["localhost/d:12"], [], r"'localhost/d:12' names no root, and the images come from 2 roots \(a, b\): write ROOT=IMAGE"),
+        (["c=localhost/d:1"], [], r"'c' is not a root of the tree \(roots: a, b\)"),
+        (["a-child=localhost/d:1"], [], r"'a-child' is not a root"),
+        (["a=x:1", "a=y:1"], [], r"root 'a' is given twice"),
+        (["a=localhost/d"], [], r"--root-from: a: 'localhost/d' must be an image reference with an explicit tag"),
+        (["a=d:1;reboot"], [], r"must be an image reference"),
+    ):
+        with pytest.raises(GenError, match=message):
+            root_overrides(tree, values, images)
