@@ -19,6 +19,7 @@ bench: deps
 	$(PY) bench/replication.py
 	$(PY) bench/jvm_memory.py
 	$(PY) bench/prune.py
+	$(PY) bench/java_start.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

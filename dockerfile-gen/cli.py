@@ -30,11 +30,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, " ".join(line.split()) + "\n")
 
 
-_ROOT_FROM: dict[str, object] = {
-    "action": "append", "default": [], "metavar": "[ROOT=]IMAGE",
-    "help": "override a root's FROM image, e.g. root-trixie=localhost/debian:trixie (repeatable; "
-            "a bare IMAGE only when the images come from one root)",
-}
+def _root_from_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root-from", action="append", default=[], metavar="[ROOT=]IMAGE",
+        help="override a root's FROM image, e.g. root-trixie=localhost/debian:trixie (repeatable; "
+             "a bare IMAGE only when the images come from one root)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,19 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     tsub.add_parser("show", help="list the images, parents first, with what each adds")
     rend = tsub.add_parser("render", help="write each base image's Dockerfile to DIR/<name>/")
     rend.add_argument("-o", "--output", required=True)
-    rend.add_argument("--root-from", **_ROOT_FROM)
+    _root_from_option(rend)
     bld = tsub.add_parser("build", help="build the images parents-first, skipping unchanged ones")
     bld.add_argument("images", nargs="*", help="only these images (and their ancestors)")
     bld.add_argument("--engine", choices=sorted(build.ENGINES), help="default: the first of podman, buildah, docker found")
     bld.add_argument("--push", metavar="REGISTRY", help="push each image as REGISTRY/NAME:VERSION")
     bld.add_argument("--tls-verify", action=argparse.BooleanOptionalAction, default=True, help="TLS for --push (podman, buildah)")
-    bld.add_argument("--root-from", **_ROOT_FROM)
+    _root_from_option(bld)
     bld.add_argument("--wheel", help="the agent wheel to install in the root (default: build one from --source)")
     bld.add_argument("--source", default=_CHECKOUT, help="project source to build the wheel from (default: this checkout)")
     _replicate_after_push(bld)
     gra = tsub.add_parser("graph", help="draw the tree with graphviz")
     gra.add_argument("-o", "--output", required=True, help="FILE.svg, FILE.png or FILE.dot")
-    gra.add_argument("--root-from", **_ROOT_FROM)
+    _root_from_option(gra)
 
     psh = sub.add_parser("push", help="push a built app image to the master registry (and replicate it)")
     psh.add_argument("image", help="the local image, e.g. localhost/apps/orders:1a2b3c")

@@ -2,14 +2,17 @@
 tiers share one engine, one root image and one tree build per session): our own containers.conf
 and storage, a debootstrap root image.
 
-Nothing is pulled from a registry. The root filesystem is made with debootstrap once and cached as
-a tarball in .cache/container/ (gitignored); a fresh machine makes it in about a minute. Images
-live in a per-session graphroot that is reset and deleted at the end.
+Nothing is pulled from a registry. Each root filesystem (Debian bookworm for the Java 17 branch,
+trixie for Java 21 and 25) is made with debootstrap once, from the Debian mirror this machine's apt
+uses, and cached as a tarball in .cache/container/ (gitignored); a fresh machine makes each in
+about two minutes. Images live in a per-session graphroot that is reset and deleted at the end.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,11 +29,11 @@ from tests.conftest import require_root, require_tool
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "container"
-ROOTFS_TAR = CACHE / "debian-bookworm-minbase-python3.tar"
-MIRROR = "http://deb.debian.org/debian"
-ROOT_FROM = "localhost/debian:bookworm"
+# Each tree root and the Debian suite its rootfs is made from; imported as localhost/debian:<suite>.
+ROOT_SUITES = {"root": "bookworm", "root-trixie": "trixie"}
 BASE_PREFIX = "localhost/base"
-TREE_IMAGES = ("root", "jre-17", "tomcat10")
+# Parents first, in the order `tree build` prints them: both roots, then the JREs, then Tomcat.
+TREE_IMAGES = ("root", "root-trixie", "jre-17", "jre-21", "jre-25", "tomcat10", "tomcat10-jre21")
 REPORT = CACHE / "last-run.json"  # measured numbers for docs/dockerfile-gen.md
 
 CONTAINERS_CONF = """\
@@ -78,15 +82,40 @@ def record(key: str, value: object) -> None:
     REPORT.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def ensure_rootfs() -> Path:
-    """debootstrap's minbase + python3, tarred; made once per machine (the tarball is the cache)."""
-    if ROOTFS_TAR.exists():
-        return ROOTFS_TAR
+def apt_mirror(apt_dir: str = "/etc/apt") -> str:
+    """The Debian archive this machine's apt reads (its first `deb` source that is not a security
+    suite), so debootstrap uses the same mirror, including an offline site's own."""
+    entries: list[tuple[str, str]] = []  # (uri, first suite), in apt's reading order
+    one_line = [os.path.join(apt_dir, "sources.list"), *sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.list")))]
+    for path in one_line:
+        if os.path.isfile(path):
+            for line in Path(path).read_text().splitlines():
+                words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
+                if len(words) >= 3 and words[0] == "deb":
+                    entries.append((words[1], words[2]))
+    for path in sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.sources"))):
+        for stanza in re.split(r"\n\s*\n", Path(path).read_text()):
+            fields = dict((k.strip().lower(), v.strip()) for k, _, v in (
+                line.partition(":") for line in stanza.splitlines() if ":" in line and not line.startswith("#")))
+            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes").lower() != "no":
+                entries.extend((uri, fields.get("suites", "").split()[0] if fields.get("suites") else "") for uri in fields.get("uris", "").split())
+    for uri, suite in entries:
+        if not suite.endswith("-security"):
+            return uri
+    raise AssertionError(f"no Debian mirror in {apt_dir}/sources.list or sources.list.d/: debootstrap needs one")
+
+
+def ensure_rootfs(suite: str) -> Path:
+    """debootstrap's minbase + python3 of one Debian suite, tarred; made once per machine (the
+    tarball is the cache)."""
+    tarball = CACHE / f"debian-{suite}-minbase-python3.tar"
+    if tarball.exists():
+        return tarball
     CACHE.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="rootfs-") as tmp:
         root = Path(tmp) / "root"
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(root), MIRROR],
+        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3", suite, str(root), apt_mirror()],
                        check=True, capture_output=True, timeout=900)
         # The downloaded .debs and package lists are build leftovers, not part of the image.
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
@@ -95,18 +124,16 @@ def ensure_rootfs() -> Path:
                     entry.unlink()
         partial = Path(tmp) / "rootfs.tar"
         subprocess.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."], check=True)
-        os.replace(partial, ROOTFS_TAR)
-    record("rootfs_debootstrap_seconds", round(time.monotonic() - started, 1))
-    return ROOTFS_TAR
+        os.replace(partial, tarball)
+    record(f"rootfs_debootstrap_seconds_{suite}", round(time.monotonic() - started, 1))
+    return tarball
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
-    require_root()
-    for tool in ("podman", "buildah", "runc", "debootstrap", "javac", "jar", "docker-registry", "skopeo"):
-        require_tool(tool)
-    work = Path(tempfile.mkdtemp(prefix="k8sjb-containers-", dir="/var/tmp"))
-    # Networks live in the session's dir too: `podman system reset` at the end removes only ours.
+def private_engine(prefix: str = "k8sjb-containers-") -> Engine:
+    """podman and buildah on their own containers.conf and storage in a new work directory, so
+    nothing here touches (or is touched by) any other storage on the machine."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    # Networks live in the work dir too: `podman system reset` at the end removes only ours.
     (work / "containers.conf").write_text(CONTAINERS_CONF.format(tmp=work / "libpod", networks=work / "networks"))
     (work / "storage.conf").write_text(STORAGE_CONF.format(graph=work / "graph", run=work / "run"))
     (work / "registries.conf").write_text(REGISTRIES_CONF)
@@ -119,24 +146,43 @@ def engine() -> Iterator[Engine]:
         TMPDIR=str(work / "tmp"),
     )
     (work / "tmp").mkdir()
+    return Engine(env=env, work=work)
+
+
+def remove_engine(engine: Engine) -> None:
+    subprocess.run(["podman", "rm", "--all", "--force", "--time", "0"], env=engine.env, capture_output=True, check=False)
+    subprocess.run(["podman", "system", "reset", "--force"], env=engine.env, capture_output=True, check=False)
+    subprocess.run(["umount", "-R", str(engine.work / "graph")], capture_output=True, check=False)
+    shutil.rmtree(engine.work, ignore_errors=True)
+
+
+def import_roots(engine: Engine) -> dict[str, str]:
+    """{tree root: the imported rootfs image it is built FROM}."""
+    images = {}
+    for root, suite in ROOT_SUITES.items():
+        started = time.monotonic()
+        tarball = ensure_rootfs(suite)
+        images[root] = f"localhost/debian:{suite}"
+        engine.podman("import", "--quiet", str(tarball), images[root])
+        record(f"rootfs_import_seconds_{suite}", round(time.monotonic() - started, 1))
+    return images
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    require_root()
+    for tool in ("podman", "buildah", "runc", "debootstrap", "javac", "jar", "docker-registry", "skopeo"):
+        require_tool(tool)
+    engine = private_engine()
     started = time.monotonic()
-    yield Engine(env=env, work=work)
-    subprocess.run(["podman", "rm", "--all", "--force", "--time", "0"], env=env, capture_output=True, check=False)
-    subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True, check=False)
-    subprocess.run(["umount", "-R", str(work / "graph")], capture_output=True, check=False)
-    shutil.rmtree(work, ignore_errors=True)
+    yield engine
+    remove_engine(engine)
     record("container_tier_session_seconds", round(time.monotonic() - started, 1))
 
 
 @pytest.fixture(scope="session")
-def debian_image(engine: Engine) -> str:
-    started = time.monotonic()
-    tarball = ensure_rootfs()
-    engine.podman("import", "--quiet", str(tarball), ROOT_FROM)
-    record("rootfs_import_seconds", round(time.monotonic() - started, 1))
-    return ROOT_FROM
-
-
+def debian_images(engine: Engine) -> dict[str, str]:
+    return import_roots(engine)
 @dataclass(frozen=True)
 class TreeBuild:
     log: str
@@ -152,22 +198,33 @@ def agent_wheel(engine: Engine) -> Path:
     return wheels[0]
 
 
-def tree_build(engine: Engine, *extra: str) -> TreeBuild:
+def tree_build(engine: Engine, *extra: str, images: Sequence[str] = TREE_IMAGES) -> TreeBuild:
     started = time.monotonic()
-    result = engine.gen("tree", "build", *TREE_IMAGES, "--engine", "podman", "--root-from", ROOT_FROM,
+    roots = [word for root, suite in ROOT_SUITES.items() for word in ("--root-from", f"{root}=localhost/debian:{suite}")]
+    result = engine.gen("tree", "build", *images, "--engine", "podman", *roots,
                         "--wheel", str(agent_wheel(engine)), *extra)
     return TreeBuild(log=result.stderr, seconds=time.monotonic() - started)
 
 
 @pytest.fixture(scope="session")
-def built_tree(engine: Engine, debian_image: str) -> TreeBuild:
+def built_tree(engine: Engine, debian_images: dict[str, str]) -> TreeBuild:
     build = tree_build(engine)
     record("tree_build_cold", {"seconds": round(build.seconds, 1), "log": build.log.splitlines()})
     return build
 
 
+def start_to_ready(engine: Engine, container: str) -> float:
+    """Seconds from the container's start (runc started PID 1) to the agent's `ready_at`: the agent's
+    own start-up, the JVM's or Tomcat's, and the readiness check's latency (25 ms polling)."""
+    started_ns = int(engine.podman("inspect", "--format", "{{.State.StartedAt.UnixNano}}", container).stdout)
+    status = json.loads(engine.podman("exec", container, "cat", "/run/bootstrap/status.json").stdout)
+    ready_at = datetime.fromisoformat(status["ready_at"].replace("Z", "+00:00")).timestamp()
+    return round(ready_at - started_ns / 1e9, 3)
+
+
 def compile_app(source: Path, dest: Path, kind: str) -> Path:
-    """Copies an example app and builds its artifact with javac/jar, as CI would before generating."""
+    """Copies an example app and builds its artifact with javac/jar, as CI would before generating.
+    Class files target Java 17, so the same artifact runs on the 17, 21 and 25 bases."""
     shutil.copytree(source, dest)
     classes = dest / "build" / ("war/WEB-INF/classes" if kind == "war" else "classes")
     classes.mkdir(parents=True)

@@ -1,4 +1,5 @@
-"""The real tree, built from a debootstrap root: root → jre-17 → tomcat10."""
+"""The real tree, built from two debootstrap roots: bookworm (root → jre-17 → tomcat10) and trixie
+(root-trixie → jre-21 → tomcat10-jre21, and jre-25)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import pytest
 from tests.podman_engine import BASE_PREFIX, TREE_IMAGES, Engine, TreeBuild, record, tree_build
 
 pytestmark = pytest.mark.container
-PROGRESS = re.compile(r"^\[(\d)/(\d)\] (\S+): (built|unchanged) (\S+) in ([0-9.]+)s \(hash ([0-9a-f]{12})\)$", re.M)
+PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (\S+): (built|unchanged) (\S+) in ([0-9.]+)s \(hash ([0-9a-f]{12})\)$", re.M)
 
 
 def test_builds_parents_first_with_progress(built_tree: TreeBuild, engine: Engine) -> None:
@@ -28,23 +29,37 @@ def test_builds_parents_first_with_progress(built_tree: TreeBuild, engine: Engin
     record("tree_build_seconds_per_image", {m[2]: float(m[5]) for m in lines})
 
 
-def test_root_carries_the_agent_as_entrypoint(built_tree: TreeBuild, engine: Engine) -> None:
-    data = json.loads(engine.podman("image", "inspect", f"{BASE_PREFIX}/root:1.0.0").stdout)[0]
+@pytest.mark.parametrize(("root", "os_id", "python"), [("root", "12", "3.11"), ("root-trixie", "13", "3.13")])
+def test_root_carries_the_agent_as_entrypoint(built_tree: TreeBuild, engine: Engine, root: str, os_id: str, python: str) -> None:
+    image = f"{BASE_PREFIX}/{root}:1.0.0"
+    data = json.loads(engine.podman("image", "inspect", image).stdout)[0]
     assert data["Config"]["Entrypoint"] == ["bootstrap", "run", "--"]
-    version = engine.podman("run", "--rm", "--entrypoint", "bootstrap", f"{BASE_PREFIX}/root:1.0.0", "--version")
+    version = engine.podman("run", "--rm", "--entrypoint", "bootstrap", image, "--version")
     assert version.stdout.strip()
-    # Debian's python3-* libraries, not pip's: the wheel went in with --no-deps.
-    libs = engine.podman("run", "--rm", "--entrypoint", "python3", f"{BASE_PREFIX}/root:1.0.0", "-c",
-                         "import yaml, psutil, requests, watchdog, prometheus_client; print(yaml.__file__)")
-    assert libs.stdout.startswith("/usr/lib/python3/dist-packages/")
+    # Debian's python3-* libraries, not pip's: the wheel went in with --no-deps. The agent runs on
+    # the root's own python3 (3.11 on bookworm, 3.13 on trixie).
+    libs = engine.podman("run", "--rm", "--entrypoint", "sh", image, "-c",
+                         ". /etc/os-release && echo $VERSION_ID && python3 -c 'import sys, yaml, psutil, requests, watchdog, "
+                         "prometheus_client, bootstrap.cli; print(\"%d.%d\" % sys.version_info[:2]); print(yaml.__file__)'")
+    assert libs.stdout.split() == [os_id, python, "/usr/lib/python3/dist-packages/yaml/__init__.py"], libs.stdout
 
 
-def test_children_have_java_and_tomcat(built_tree: TreeBuild, engine: Engine) -> None:
-    java = engine.podman("run", "--rm", "--entrypoint", "java", f"{BASE_PREFIX}/jre-17:1.0.0", "-version")
-    assert 'version "17' in java.stderr
-    tomcat = engine.podman("run", "--rm", "--entrypoint", "sh", f"{BASE_PREFIX}/tomcat10:1.0.0", "-c",
-                           "test -x /usr/share/tomcat10/bin/catalina.sh && id tomcat && test ! -e /var/lib/tomcat10/webapps/ROOT")
+@pytest.mark.parametrize(("jre", "major"), [("jre-17", 17), ("jre-21", 21), ("jre-25", 25)])
+def test_each_jre_has_exactly_its_major(built_tree: TreeBuild, engine: Engine, jre: str, major: int) -> None:
+    java = engine.podman("run", "--rm", "--entrypoint", "sh", f"{BASE_PREFIX}/{jre}:1.0.0", "-c", "java -version 2>&1; ls /usr/lib/jvm")
+    assert f'version "{major}.' in java.stdout, java.stdout
+    jvms = {name for name in java.stdout.split() if name.startswith("java-") and name.endswith("-openjdk-amd64")}
+    assert jvms == {f"java-{major}-openjdk-amd64"}, "one JVM per base: no second major pulled in by a dependency"
+
+
+@pytest.mark.parametrize(("image", "major"), [("tomcat10", 17), ("tomcat10-jre21", 21)])
+def test_tomcat_runs_on_its_java(built_tree: TreeBuild, engine: Engine, image: str, major: int) -> None:
+    tomcat = engine.podman("run", "--rm", "--entrypoint", "sh", f"{BASE_PREFIX}/{image}:1.0.0", "-c",
+                           "test -x /usr/share/tomcat10/bin/catalina.sh && id tomcat && test ! -e /var/lib/tomcat10/webapps/ROOT"
+                           " && /usr/share/tomcat10/bin/version.sh")
     assert "tomcat" in tomcat.stdout
+    assert re.search(r"Server number:\s+10\.1\.", tomcat.stdout), tomcat.stdout
+    assert re.search(rf"JVM Version:\s+{major}\.", tomcat.stdout), tomcat.stdout
 
 
 def test_rebuild_skips_unchanged_images(built_tree: TreeBuild, engine: Engine) -> None:
