@@ -35,7 +35,10 @@ def _apt_install(packages: Iterable[str]) -> list[str]:
     return [
         "# Debian versions are pinned by the base image's snapshot, not per package.",
         "# hadolint ignore=DL3008",
-        f"RUN apt-get update{CONT}&& apt-get install -y --no-install-recommends{CONT}{words}{CONT}&& rm -rf /var/lib/apt/lists/*",
+        # The lists and the downloaded .debs go in the same layer. A debootstrap root has no
+        # docker-clean hook (the official Debian images do), so apt-get would leave the .debs behind.
+        f"RUN apt-get update{CONT}&& apt-get install -y --no-install-recommends{CONT}{words}"
+        f"{CONT}&& rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb",
     ]
 
 
