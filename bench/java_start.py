@@ -16,7 +16,6 @@ Prints a table and rewrites the block between the markers in docs/dockerfile-gen
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import sys
@@ -51,18 +50,19 @@ def log(message: str) -> None:
     print(f"[java-start] {message}", file=sys.stderr, flush=True)
 
 
-def build_app(engine: Engine, work: Path, app: str, kind: str, java: int) -> tuple[str, str]:
-    """Generates and builds one example on its Java major; returns (image, chosen base)."""
-    context = work / f"{app}-{java}"
+def generate_app(work: Path, engine: Engine, app: str, kind: str, java: int) -> tuple[Path, Path, str]:
+    """Compiles one example and generates it on its Java major; returns (context, Dockerfile, base)."""
+    context = work / f"java{java}" / app  # the artifact is named after the directory
+    context.parent.mkdir(parents=True, exist_ok=True)
     compile_app(ROOT / "examples" / "apps" / app, context, kind)
     spec = context / "app.yaml"
     spec.write_text(re.sub(r"(?m)^java: \d+$", f"java: {java}", spec.read_text()))
     out = work / f"gen-{app}-{java}"
     engine.gen("app", str(spec), "-o", str(out), "--tag", "bench")
-    image = f"localhost/apps/{app}-java{java}:bench"
-    engine.podman("build", "--format", "docker", "-t", image, "-f", str(out / "Dockerfile"), str(context))
-    labels = json.loads(engine.podman("image", "inspect", image).stdout)[0]["Labels"]
-    return image, str(labels["io.k8s-java-bootstrap.base"])
+    dockerfile = out / "Dockerfile"
+    base = re.search(r'io\.k8s-java-bootstrap\.base="([^"]+)"', dockerfile.read_text())
+    assert base is not None, dockerfile
+    return context, dockerfile, base.group(1)
 
 
 def one_run(engine: Engine, image: str, name: str, logs: Path, timeout: float = 180) -> float:
@@ -105,18 +105,23 @@ def main() -> int:
     engine = private_engine(prefix="k8sjb-java-start-")
     try:
         started = time.monotonic()
-        import_roots(engine)
-        built = tree_build(engine)
-        log(f"tree built in {built.seconds:.0f} s")
         results: dict[tuple[str, int, str], list[float]] = {}
         with tempfile.TemporaryDirectory(prefix="java-start-") as tmp:
             work = Path(tmp)
-            images = {}
+            # Generate first: a wrong placement fails here, before the long tree build.
+            generated = {}
             for app, kind, java, base in CASES:
-                image, chosen = build_app(engine, work, app, kind, java)
+                context, dockerfile, chosen = generate_app(work, engine, app, kind, java)
                 if chosen != base:
                     raise SystemExit(f"{app} (java {java}) was placed on {chosen}, expected {base}")
-                images[(app, java, base)] = image
+                generated[(app, java, base)] = (context, dockerfile)
+            import_roots(engine)
+            built = tree_build(engine)
+            log(f"tree built in {built.seconds:.0f} s")
+            images = {}
+            for key, (context, dockerfile) in generated.items():
+                images[key] = f"localhost/apps/{key[0]}-java{key[1]}:bench"
+                engine.podman("build", "--format", "docker", "-t", images[key], "-f", str(dockerfile), str(context))
             for run in range(args.runs):  # interleaved, so a burst of load hits every case alike
                 for key, image in images.items():
                     logs = work / f"logs-{key[0]}-{key[1]}-{run}"
