@@ -105,7 +105,7 @@ def apt_mirror(apt_dir: str = "/etc/apt") -> str:
     raise AssertionError(f"no Debian mirror in {apt_dir}/sources.list or sources.list.d/: debootstrap needs one")
 
 
-def ensure_rootfs(suite: str) -> Path:
+def ensure_rootfs(suite: str = "bookworm") -> Path:
     """debootstrap's minbase + python3 of one Debian suite, tarred; made once per machine (the
     tarball is the cache)."""
     tarball = CACHE / f"debian-{suite}-minbase-python3.tar"

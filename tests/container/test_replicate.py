@@ -91,7 +91,8 @@ def app_images(engine: Engine, built_tree: TreeBuild, tmp_path_factory: pytest.T
 
 def test_tree_push_replicates_to_every_replica(engine: Engine, built_tree: TreeBuild, topology: Topology) -> None:
     pushed = tree_build(engine, "--push", f"{topology.master.host}/base", "--no-tls-verify",
-                        "--replicate-to", topology.offline.host, "--replicate-to", topology.online.host)
+                        "--replicate-to", topology.offline.host, "--replicate-to", topology.online.host,
+                        images=("tomcat10",))  # one branch of the tree: root → jre-17 → tomcat10
     assert pushed.log.count("pushed to") == 3, pushed.log
     progress = [line for line in pushed.log.splitlines() if line.startswith("[") and " sha256:" in line]
     assert len(progress) == 3, pushed.log  # one line per image
