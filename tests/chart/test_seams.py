@@ -66,7 +66,7 @@ HOSTILE: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     # autoscaling with a fixed count where an override turns it off, and base replicas where an
     # override turns it on
     "autoscaling-and-replicas": ({
-        "type": "springboot", "java": 11, "artifact": "app.jar", "replicas": 2,
+        "type": "springboot", "java": 11, "java_max": 17, "artifact": "app.jar", "replicas": 2,
         "env_overrides": {"prod": {"autoscaling": {"min": 3, "max": 9, "cpu": 60}},
                           "dev": {"replicas": 1}},
     }, ("dev", "qa", "prod")),
@@ -84,7 +84,7 @@ HOSTILE: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         "env_overrides": {"prod": {"replicas": 5}},
     }, ("production", "uat")),
     "alias-override": ({
-        "type": "springboot", "java": 8, "artifact": "app.jar", "replicas": 2,
+        "type": "springboot", "java": 8, "java_max": 17, "artifact": "app.jar", "replicas": 2,
         "env_overrides": {"PRD": {"replicas": 4, "resources": {"requests": {"cpu": "2", "memory": "3Gi"}}}},
     }, ("dev", "prod")),
 }
