@@ -182,6 +182,8 @@ def engine() -> Iterator[Engine]:
 def debian_images(engine: Engine) -> None:
     for suite, seconds in import_roots(engine).items():
         record(f"rootfs_import_seconds_{suite}", seconds)
+
+
 @dataclass(frozen=True)
 class TreeBuild:
     log: str

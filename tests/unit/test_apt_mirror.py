@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import apt_mirror
+from tests.podman_engine import apt_mirror
 
 
 def write(apt: Path, name: str, text: str) -> None:
