@@ -23,7 +23,7 @@ STOP_TRIGGERS = frozenset({signal.SIGTERM, signal.SIGINT})
 # them, and terminal job-control input/output stops (tini's list).
 NOT_FORWARDED = frozenset({signal.SIGCHLD, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                            signal.SIGTRAP, signal.SIGSYS, signal.SIGABRT, signal.SIGTTIN, signal.SIGTTOU})
-EXIT_GRACE = 2.0  # after the app exits on its own, the rest of its group gets this long (DESIGN §3)
+EXIT_GRACE = 2.0  # after the app exits on its own, the rest of its group gets this long (docs/contract.md)
 MAX_WAKEUP = 1.0  # the loop wakes at least this often to watch the helpers' heartbeats
 
 

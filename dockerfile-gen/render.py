@@ -53,7 +53,7 @@ def _kv_lines(instruction: str, pairs: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def bootstrap_settings(spec: AppSpec, cand: Candidate) -> dict[str, Any]:
-    """The app's bootstrap.yaml, as data (key names: DESIGN.md §3 "Settings file")."""
+    """The app's bootstrap.yaml, as data (key names: docs/contract.md, "Settings")."""
     kind = KINDS[spec.type]
     servlet = cand.servlet
     settings: dict[str, Any] = {"app_name": spec.name}

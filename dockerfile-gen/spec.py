@@ -1,6 +1,6 @@
 """App specs: load → validate → a frozen AppSpec. Every key is checked; unknown keys are errors.
 
-The shape is DESIGN.md §4 ("App spec keys"). Messages name the file and the dotted key.
+The shape is documented in docs/dockerfile-gen.md. Messages name the file and the dotted key.
 """
 from __future__ import annotations
 
