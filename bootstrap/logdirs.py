@@ -85,8 +85,8 @@ def plan(settings: Settings, planner: Planner, ip: str, owner: tuple[int, int] |
     return LogPlace(ip, directory)
 
 
-def append_record(directory: str, settings: Settings, ip: str, event: str, pid: int, **extra: object) -> None:
-    """One JSON line per start and exit, appended (O_APPEND) so restarts never truncate history."""
+def record_line(settings: Settings, ip: str, event: str, pid: int, **extra: object) -> bytes:
+    """One journal line (a start or an exit), JSON, newline-terminated."""
     record = {
         "event": event,
         "time": iso_time(time.time()),
@@ -99,9 +99,28 @@ def append_record(directory: str, settings: Settings, ip: str, event: str, pid: 
         "pid": pid,
         **extra,
     }
-    line = json.dumps(record, sort_keys=True) + "\n"
+    return (json.dumps(record, sort_keys=True) + "\n").encode()
+
+
+def append_lines(directory: str, data: bytes) -> None:
+    """Appends whole lines (O_APPEND, so restarts never truncate history), or nothing: a write cut
+    short by a full disk is taken back, so the journal never holds half a JSON line."""
+    from bootstrap.status import write_all
+
     fd = os.open(os.path.join(directory, RECORD_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())
+        size = os.fstat(fd).st_size
+        try:
+            write_all(fd, data)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass  # the original error says more
+            raise
     finally:
         os.close(fd)
+
+
+def append_record(directory: str, settings: Settings, ip: str, event: str, pid: int, **extra: object) -> None:
+    append_lines(directory, record_line(settings, ip, event, pid, **extra))

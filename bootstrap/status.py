@@ -49,14 +49,28 @@ def iso_time(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out: on a nearly full disk a write can be short, and the
+    next one then raises ENOSPC."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_atomic(path: str, data: bytes) -> None:
+    """Replaces path with data, or raises OSError and leaves path as it was and no temporary
+    file behind (a full or read-only run dir must not collect half-written leftovers)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        _remove(tmp)
+        raise
 
 
 def write_json(run_dir: str, name: str, doc: Mapping[str, Any]) -> None:
@@ -115,6 +129,21 @@ def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[
 def clear_ready(run_dir: str) -> None:
     _remove(os.path.join(run_dir, READY_FILE))
     _notify()
+
+
+def check_run_dir(run_dir: str) -> None:
+    """Before the app starts: a run dir PID 1 cannot write is a setup error (exit 78), not a
+    traceback. A marker left by an earlier run is removed here, so it cannot pass a probe now."""
+    from bootstrap.errors import BootstrapError
+
+    fix = "mount it read-write (e.g. an emptyDir) or set BOOTSTRAP_RUN_DIR"
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise BootstrapError(f"run dir {run_dir} is not writable (read-only mount or permissions); {fix}")
+    try:
+        clear_ready(run_dir)
+    except OSError as exc:
+        raise BootstrapError(f"run dir {run_dir}: cannot remove the ready marker of an earlier run "
+                             f"({exc.strerror}); {fix}") from None
 
 
 def _remove(path: str) -> None:

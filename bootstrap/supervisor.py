@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 
 from bootstrap import child, log, logdirs, reaper, status
+from bootstrap.sidewrite import Journal, SideWrite
 from bootstrap.forked import ForkedHelper
 from bootstrap.settings import Settings
 from bootstrap.setup import SetupPlan
@@ -46,16 +47,19 @@ def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], enviro
                         "orphans of the app will not be reaped by bootstrap")
     started_at = time.time()
     origin = log_origin(settings.ready.log) if settings.ready.log else None
-    status.clear_ready(settings.run_dir)  # a marker left by an earlier run must not pass a probe now
+    status.check_run_dir(settings.run_dir)  # read-only: exit 78 before the app starts; clears an old marker
     began = time.monotonic()
     app = child.spawn(command, environ, old_mask, CATCHABLE, plan.user)
     phases = {**(phases or {}), "spawn": time.monotonic() - began}
+    supervisor = Supervisor(settings, plan, app, started_at, origin, phases)
     # Records are written once the app runs: nothing but the spawn stands between setup and the app.
-    status.write(settings.run_dir, "starting", fresh=True, supervisor_pid=os.getpid(), pid=app,
-                 detail="waiting for readiness checks")
+    # Not retried: the checker writes the next state (with the same pids) and retries on its own.
+    supervisor.status_file.attempt(lambda: status.write(settings.run_dir, "starting", fresh=True,
+                                                        supervisor_pid=os.getpid(), pid=app,
+                                                        detail="waiting for readiness checks"))
     log.info(f"started {' '.join(command)} as pid {app} (env {settings.env}, logs in {plan.log_dir})")
-    logdirs.append_record(plan.log_dir, settings, plan.ip, "start", app)
-    return Supervisor(settings, plan, app, started_at, origin, phases).run()
+    supervisor.journal.add(logdirs.record_line(settings, plan.ip, "start", app))
+    return supervisor.run()
 
 
 class Supervisor:
@@ -82,6 +86,10 @@ class Supervisor:
         self.checker = ForkedHelper("readiness checker", check, settings.checker_timeout)
         self.http = ForkedHelper("http endpoint", serve, None) if settings.http_port else None
         self.counters = Counters(started_at, phases)
+        # A full or read-only disk costs these files, never the app: see bootstrap.sidewrite.
+        self.status_file = SideWrite(f"{settings.run_dir}/{status.STATUS_FILE}")
+        self.journal = Journal(lambda data: logdirs.append_lines(plan.log_dir, data),
+                               f"the start/exit journal {plan.log_dir}/{logdirs.RECORD_FILE}")
 
     def helpers(self) -> list[ForkedHelper]:
         return [h for h in (self.checker, self.http) if h is not None]
@@ -92,6 +100,8 @@ class Supervisor:
             helper.start()
         while self.app_code is None:
             self.counters.save_if_changed(self.settings.run_dir, self.app, self.helpers())
+            self.status_file.retry()
+            self.journal.flush()
             self.take_signal(self.next_wakeup())
             self.reap()
             self.advance_stop()
@@ -141,7 +151,9 @@ class Supervisor:
             return
         self.stopping = True
         self.checker.stop()  # the HTTP endpoint stays up: it must answer 503 while we stop
-        status.write(self.settings.run_dir, "stopping", detail=f"received {signal_name(sig)}")
+        detail = f"received {signal_name(sig)}"
+        # Retried: the ready marker is gone either way, but status.json must not keep saying ready.
+        self.status_file.attempt(lambda: status.write(self.settings.run_dir, "stopping", detail=detail), retry=True)
         self.drain_until = time.monotonic() + self.settings.drain_seconds
         log.info(f"received {signal_name(sig)}: not ready now; {signal_name(self.settings.stop_signal)} "
                  f"follows after a {self.settings.drain_seconds:g}s drain")
@@ -201,10 +213,13 @@ class Supervisor:
         found = forensics.examine(self.plan.jvm, self.app_code, cause)
         if forensics.summary(found):
             detail += f": {forensics.summary(found)}"
-        status.write(self.settings.run_dir, "exited", exit_code=code, raw_exit_code=raw, cause=cause, detail=detail,
-                     reason=found["reason"])
-        logdirs.append_record(self.plan.log_dir, self.settings, self.plan.ip, "exit", self.app,
-                              exit_code=code, raw_exit_code=raw, cause=cause, **found)
+        # Each write is tried once more here; whatever fails, the exit code and the termination
+        # message below stay right.
+        self.status_file.drop()
+        self.status_file.attempt(lambda: status.write(self.settings.run_dir, "exited", exit_code=code, raw_exit_code=raw,
+                                                      cause=cause, detail=detail, reason=found["reason"]))
+        self.journal.add(logdirs.record_line(self.settings, self.plan.ip, "exit", self.app,
+                                             exit_code=code, raw_exit_code=raw, cause=cause, **found))
         write_termination_log(self.settings.termination_log, f"{self.settings.app_name}: {detail}\n")
         log.info(f"app {detail}")
         if self.http is not None:
@@ -236,6 +251,7 @@ class Counters:
         self.zombies = 0
         self.changed = True
         self._helpers_seen: list[tuple[int, int | None]] = []
+        self.side = SideWrite(status.SUPERVISOR_FILE)
 
     def forwarded(self, name: str) -> None:
         self.signals[name] = self.signals.get(name, 0) + 1
@@ -253,7 +269,9 @@ class Counters:
                "phases": self.phases, "signals_forwarded": self.signals, "zombies_reaped": self.zombies,
                "helper_restarts": {h.name: h.restarts for h in helpers},
                "helper_pids": {h.name: h.pid for h in helpers}}
-        status.write_json(run_dir, status.SUPERVISOR_FILE, doc)
+        self.side.what = os.path.join(run_dir, status.SUPERVISOR_FILE)
+        if not self.side.attempt(lambda: status.write_json(run_dir, status.SUPERVISOR_FILE, doc)):
+            return  # still changed: the next loop turn tries again
         self.changed = False
         self._helpers_seen = seen
 
