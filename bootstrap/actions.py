@@ -137,7 +137,8 @@ def _move_aside(a: Action) -> None:
 
 
 def _link(a: Action) -> None:
-    tmp = os.path.join(os.path.dirname(a.path), f".{os.path.basename(a.path)}.bootstrap-{os.getpid()}")
+    # A short temporary name: the link's own name may already be NAME_MAX (255 bytes) long.
+    tmp = os.path.join(os.path.dirname(a.path), f".bootstrap-link-{os.getpid()}")
     if os.path.lexists(tmp):
         os.unlink(tmp)  # our own leftover temporary link from a crashed run with the same pid
     os.symlink(a.target, tmp)
@@ -162,10 +163,22 @@ APPLY: dict[str, Callable[[Action], None]] = {
 }
 
 
+# What to do about a failed step, by errno; anything else is about permissions.
+FIXES = {
+    errno.ENAMETOOLONG: "the name is longer than the filesystem allows (255 bytes per name); shorten it",
+    errno.EROFS: "it is on a read-only filesystem; mount it read-write",
+    errno.ENOSPC: "the filesystem is full; free space on it",
+    errno.EDQUOT: "the disk quota is used up; free space on it",
+    errno.ELOOP: "a symlink on the way loops; fix or remove that link",
+    errno.ENOTDIR: "a file is where a directory must be on the way; move it",
+}
+
+
 def apply(actions: Iterable[Action]) -> None:
     for action in actions:
         try:
             APPLY[action.kind](action)
         except OSError as exc:
-            raise BootstrapError(f"cannot {action.describe()}: {exc.strerror}; "
-                                 f"check that {exc.filename or action.path} is writable by root") from None
+            where = exc.filename or action.path
+            fix = FIXES.get(exc.errno or 0, f"check that {where} is writable by root")
+            raise BootstrapError(f"cannot {action.describe()}: {exc.strerror}; {fix}") from None

@@ -138,6 +138,6 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
             raise UsageError(f"unknown command {args[0]!r}; use one of: {', '.join(COMMANDS)} (see --help)")
         return command(args[1:], env)
     except BootstrapError as exc:
-        os.write(2, f"bootstrap: error: {exc}\n".encode(errors="replace"))
+        log.error(str(exc))  # one line, control characters escaped, long values cut
         return exc.code
 
