@@ -64,3 +64,23 @@ def _fork_exec(argv: tuple[str, ...], env: dict[str, str], sigmask: set[int], de
         os.waitpid(pid, 0)
         raise exec_error(argv[0], int(report))
     return pid
+
+
+def spawn_as(argv: tuple[str, ...], user: User, output_fd: int) -> int:
+    """Starts a helper command (BOOTSTRAP_READY_CMD) as BOOTSTRAP_USER from a threaded process
+    (the readiness checker): subprocess switches the ids in its C-level fork-exec, where a Python
+    fork could deadlock on another thread's lock. Same shape as the app: its own session, no
+    signal blocked (the mask is inherited from the calling thread, so that thread unblocks for
+    the spawn), stdin from /dev/null, stdout and stderr to output_fd. The caller reaps the pid."""
+    import subprocess
+
+    env = {**os.environ, "HOME": user.home, "USER": user.name, "LOGNAME": user.name}
+    blocked = signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    try:
+        proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=output_fd, stderr=output_fd,
+                                start_new_session=True, user=user.uid, group=user.gid,
+                                extra_groups=list(user.groups))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    proc.returncode = 0  # reaped by the caller (waitpid/pidfd): Popen must not wait for it later
+    return proc.pid

@@ -45,7 +45,7 @@ import threading
 import time
 from collections import deque
 
-from bootstrap import log, status
+from bootstrap import child, log, status, users
 from bootstrap.apptree import JvmHint, proc_stat
 from bootstrap.checkstats import CheckStats
 from bootstrap.record import frozen
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from bootstrap.settings import ReadyChecks, Settings
+    from bootstrap.users import User
 
 STARTUP_INTERVAL = 0.025  # re-check period before the first ready: cheap, and keeps latency low
 FAILED_INTERVAL = 1.0  # re-check period after `failed` when `period` is 0
@@ -155,17 +156,20 @@ def check_http(url: str, timeout: float = HTTP_TIMEOUT) -> Outcome:
     return Outcome(200 <= response.status_code < 400, answer)
 
 
-def check_cmd(argv: tuple[str, ...], timeout: float = CMD_TIMEOUT) -> Outcome:
+def check_cmd(argv: tuple[str, ...], timeout: float = CMD_TIMEOUT, user: User | None = None) -> Outcome:
     """Exit 0 is ready. No shell. The command gets an unblocked signal mask and default signal
     dispositions (the checker has every signal blocked, inherited from PID 1) and its own session,
-    so a timeout can kill it together with anything it started."""
+    so a timeout can kill it together with anything it started. It runs as BOOTSTRAP_USER, like the app."""
     read_end, write_end = os.pipe()
     try:
-        pid = os.posix_spawnp(argv[0], list(argv), dict(os.environ), setsid=True, setsigmask=(),
-                              setsigdef=CATCHABLE,
-                              file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                                            (os.POSIX_SPAWN_DUP2, write_end, 1),
-                                            (os.POSIX_SPAWN_DUP2, write_end, 2)])
+        if user is not None:  # posix_spawn cannot switch ids
+            pid = child.spawn_as(argv, user, write_end)
+        else:
+            pid = os.posix_spawnp(argv[0], list(argv), dict(os.environ), setsid=True, setsigmask=(),
+                                  setsigdef=CATCHABLE,
+                                  file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                                (os.POSIX_SPAWN_DUP2, write_end, 1),
+                                                (os.POSIX_SPAWN_DUP2, write_end, 2)])
     except OSError as exc:
         os.close(read_end)
         return Outcome(False, f"cannot run {argv[0]}: {describe(exc)}")
@@ -249,7 +253,7 @@ def app_running(pid: int) -> Outcome:
     return Outcome(running, "running" if running else "not running")
 
 
-def probes(ready: ReadyChecks, app_pid: int) -> list[Probe]:
+def probes(ready: ReadyChecks, app_pid: int, user: User | None = None) -> list[Probe]:
     """The polled checks (the log check is event-driven, see LogFollower and DirWatch)."""
     found: list[Probe] = []
     if ready.tcp:
@@ -262,7 +266,7 @@ def probes(ready: ReadyChecks, app_pid: int) -> list[Probe]:
         found.append(Probe(f"http {url}", lambda: check_http(url), "http"))
     if ready.cmd:
         argv = ready.cmd
-        found.append(Probe(f"cmd {' '.join(argv)}", lambda: check_cmd(argv), "cmd"))
+        found.append(Probe(f"cmd {' '.join(argv)}", lambda: check_cmd(argv, user=user), "cmd"))
     if not ready.any:
         found.append(Probe(f"app pid {app_pid}", lambda: app_running(app_pid), "running"))
     return found
@@ -521,7 +525,7 @@ class Checker:
         # Restarted after the app was ready: the log line was seen (and may be long rotated away).
         self.ever_ready = mine and bool(previous.get("ready_at"))
         self.written = (previous.get("state"), previous.get("detail")) if mine else None
-        self.probes = probes(self.ready, app_pid)
+        self.probes = probes(self.ready, app_pid, users.resolve(settings.user) if settings.user else None)
         self.log_check: LogCheck | None = None
         if self.ready.log and self.ready.pattern:
             self.log_check = LogCheck(self.ready.log, self.ready.pattern, origin, matched=self.ever_ready)
