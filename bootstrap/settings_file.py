@@ -107,12 +107,12 @@ def _parse_yaml(text: str, path: str) -> Any:
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise BootstrapError(f"settings file {path} uses a YAML alias (*name) on line {mark.line + 1}; "
                                      "aliases are not allowed in settings: write the value out") from None
             self.depth += 1
             if self.depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise _too_deep(path, f" (line {mark.line + 1})")
             try:
                 return super().compose_node(parent, index)

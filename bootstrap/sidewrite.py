@@ -17,9 +17,9 @@ class SideWrite:
     def __init__(self, what: str) -> None:
         self.what = what
         self.failing = False
-        self.pending: Callable[[], None] | None = None
+        self.pending: Callable[[], object] | None = None
 
-    def attempt(self, write: Callable[[], None], retry: bool = False) -> bool:
+    def attempt(self, write: Callable[[], object], retry: bool = False) -> bool:
         try:
             write()
         except OSError as exc:
