@@ -37,7 +37,8 @@ class Engine(Protocol):
     @property
     def name(self) -> str: ...
 
-    def build_argv(self, tag: str, dockerfile: str, context: str, labels: dict[str, str]) -> list[str]: ...
+    def build_argv(self, tag: str, dockerfile: str, context: str, labels: dict[str, str],
+                   volumes: Sequence[tuple[str, str]] = ()) -> list[str]: ...
 
     def inspect_argv(self, ref: str) -> list[str]: ...
 
@@ -56,10 +57,13 @@ class PodmanLike:
     build_cmd: tuple[str, ...]
     inspect_cmd: tuple[str, ...]
 
-    def build_argv(self, tag: str, dockerfile: str, context: str, labels: dict[str, str]) -> list[str]:
+    def build_argv(self, tag: str, dockerfile: str, context: str, labels: dict[str, str],
+                   volumes: Sequence[tuple[str, str]] = ()) -> list[str]:
         argv = [self.name, *self.build_cmd, "--format", "docker", "--layers", "-t", tag, "-f", dockerfile]
         for key, value in sorted(labels.items()):
             argv += ["--label", f"{key}={value}"]
+        for host, inside in volumes:  # mounted for the RUN steps only, never part of the image
+            argv += ["--volume", f"{host}:{inside}:ro"]
         return argv + [context]
 
     def inspect_argv(self, ref: str) -> list[str]:
@@ -84,7 +88,11 @@ class PodmanLike:
 class Docker:
     name: str = "docker"
 
-    def build_argv(self, tag: str, dockerfile: str, context: str, labels: dict[str, str]) -> list[str]:
+    def build_argv(self, tag: str, dockerfile: str, context: str, labels: dict[str, str],
+                   volumes: Sequence[tuple[str, str]] = ()) -> list[str]:
+        if volumes:
+            raise GenError("docker build cannot mount the machine's apt sources; pass --apt-sources image "
+                           "or use podman or buildah", "--apt-sources")
         argv = ["docker", "build", "-t", tag, "-f", dockerfile]
         for key, value in sorted(labels.items()):
             argv += ["--label", f"{key}={value}"]
@@ -176,11 +184,15 @@ def build_tree(
     tls_verify: bool = True,
     runner: Runner = run,
     clock: Callable[[], float] = time.monotonic,
+    apt_sources: str | None = None,
 ) -> list[BuildResult]:
+    """apt_sources: a sources.list the images' apt steps use instead of their own (the machine's
+    mirror, see apt_sources.py); mounted during the build, so it changes neither image nor hash."""
     names = selected_images(tree, only)
     wheel_hash = wheel_digest(wheel)
     results = []
     with tempfile.TemporaryDirectory(prefix="tree-build-") as work:
+        volumes = _apt_volumes(work, apt_sources) if apt_sources else ()
         for index, name in enumerate(names, 1):
             image = tree.images[name]
             ref = tree.ref(name, prefix)
@@ -205,7 +217,8 @@ def build_tree(
                     os.makedirs(os.path.join(context, WHEEL_DIR))
                     shutil.copy(wheel, os.path.join(context, WHEEL_DIR))
                 log.info("[%d/%d] %s: building %s", index, len(names), name, ref)
-                result = runner(engine.build_argv(ref, os.path.join(context, "Dockerfile"), context, {HASH_LABEL: digest}))
+                result = runner(engine.build_argv(ref, os.path.join(context, "Dockerfile"), context, {HASH_LABEL: digest},
+                                                  volumes))
                 if result.returncode != 0:
                     tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
                     raise GenError(f"{engine.name} build failed (exit {result.returncode}):\n{tail}", image.image.path)
@@ -217,6 +230,16 @@ def build_tree(
                 log.info("[%d/%d] %s: pushed to %s/%s:%s", index, len(names), name, push, name, image.image.version)
             results.append(BuildResult(name, ref, status, elapsed))
     return results
+
+
+def _apt_volumes(work: str, sources: str) -> tuple[tuple[str, str], ...]:
+    """sources.list over the image's, and an empty directory over its sources.list.d (where
+    Debian images keep debian.sources), so apt reads only the given entries."""
+    os.makedirs(os.path.join(work, "apt", "sources.list.d"))
+    with open(os.path.join(work, "apt", "sources.list"), "w", encoding="utf-8") as handle:
+        handle.write(sources)
+    return ((os.path.join(work, "apt", "sources.list"), "/etc/apt/sources.list"),
+            (os.path.join(work, "apt", "sources.list.d"), "/etc/apt/sources.list.d"))
 
 
 def selected_images(tree: Tree, only: Sequence[str]) -> list[str]:

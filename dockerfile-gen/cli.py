@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     bld.add_argument("--wheel", help="the agent wheel to install in the root (default: build one from --source)")
     bld.add_argument("--source", default=_CHECKOUT, help="project source to build the wheel from (default: this checkout)")
     _replicate_after_push(bld)
+    bld.add_argument("--apt-sources", choices=("machine", "image"),
+                     help="apt sources for the images' package installs: this machine's Debian mirror (its "
+                          "/etc/apt sources, or DEBIAN_MIRROR; the default with podman and buildah) or the "
+                          "image's own (the default with docker, which cannot mount them)")
     gra = tsub.add_parser("graph", help="draw the tree with graphviz")
     gra.add_argument("-o", "--output", required=True, help="FILE.svg, FILE.png or FILE.dot")
     _root_from_option(gra)
@@ -202,6 +206,7 @@ def _build(args: argparse.Namespace, tree: Tree, root_from: dict[str, str]) -> i
         results = build.build_tree(
             tree, engine, args.base_prefix, wheel,
             root_from=root_from, only=args.images, push=args.push, tls_verify=args.tls_verify,
+            apt_sources=_apt_sources(args.apt_sources or ("image" if engine.name == "docker" else "machine"), tree),
         )
     built = sum(1 for r in results if r.status == "built")
     log.info("tree build: %d built, %d unchanged, %.1fs", built, len(results) - built, sum(r.seconds for r in results))
@@ -242,6 +247,20 @@ def _report(report: replicate.Report) -> int:
         print(f"dockerfile-gen: error: {line}", file=sys.stderr)
     sys.stdout.write(report.summary())
     return 0 if report.complete else EXIT_INCOMPLETE
+
+
+def _apt_sources(choice: str, tree: Tree) -> str | None:
+    """The machine's Debian entries for the tree root's release (provides.os, e.g. debian-12)."""
+    from dockerfile_gen import apt_sources
+
+    if choice == "image":
+        return None
+    root = tree.images[tree.order[0]]
+    codename = apt_sources.CODENAMES.get(str(root.provides.get("os", "")))
+    sources = apt_sources.sources_list(codename) if codename else None
+    if sources is None:
+        log.info("tree build: no Debian archive in this machine's apt sources; the images use their own")
+    return sources
 
 
 def show(tree: Tree, prefix: str) -> str:

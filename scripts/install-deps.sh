@@ -1,11 +1,39 @@
 #!/usr/bin/env bash
-# Installs everything the demo, the tests and the benchmark need, so that a fresh Debian 12
-# machine needs no manual step: Debian packages listed in deps/apt-*.txt (only when root),
-# then a venv in .venv with this repo (editable) and deps/pip-*.txt.
+# Installs what a profile needs, so that a fresh Debian 12 machine needs no manual step:
+#   scripts/install-deps.sh demo   what `make demo` needs: deps/apt-demo.txt, and .venv with this
+#                                  repo (its runtime dependencies from setup.cfg)
+#   scripts/install-deps.sh [all]  what `make test` and `make bench` need: every deps/apt-*.txt,
+#                                  and .venv with this repo and every deps/pip-*.txt
+# Debian packages are installed only when run as root. Another apt process holding the lock (common
+# right after boot) is waited for, up to APT_LOCK_TIMEOUT seconds (default 900).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_apt() { sed 's/#.*//' deps/apt-*.txt | xargs -n1 | sort -u; }
+profile=${1:-all}
+case "$profile" in
+    demo) apt_files=(deps/apt-demo.txt); pip_files=() ;;
+    all) apt_files=(deps/apt-*.txt); pip_files=(deps/pip-*.txt) ;;
+    *) echo "install-deps: unknown profile '$profile'; use demo or all" >&2; exit 64 ;;
+esac
+lock_timeout=${APT_LOCK_TIMEOUT:-900}
+
+want_apt() { sed 's/#.*//' "${apt_files[@]}" | xargs -n1 | sort -u; }
+
+# `apt-get update` does not honour DPkg::Lock::Timeout (that covers the dpkg lock only), so a
+# locked package list is retried until the timeout.
+apt_update() {
+    local waited=0 out
+    until out=$(LC_ALL=C apt-get update -q 2>&1); do
+        if grep -q "Could not get lock" <<<"$out" && [ "$waited" -lt "$lock_timeout" ]; then
+            [ "$waited" -eq 0 ] && echo "install-deps: another apt process holds the package lists; waiting up to ${lock_timeout}s"
+            sleep 5
+            waited=$((waited + 5))
+            continue
+        fi
+        printf '%s\n' "$out" >&2
+        return 1
+    done
+}
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
@@ -15,19 +43,20 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     if [ ${#missing[@]} -gt 0 ]; then
         echo "install-deps: apt-get install ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -q
-        apt-get install -y -q "${missing[@]}"
+        apt_update
+        apt-get install -y -q -o DPkg::Lock::Timeout="$lock_timeout" "${missing[@]}"
     fi
 fi
 
 # The venv uses Debian's interpreter: the same one the images run, and the one the
 # benchmark compares against.
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
-if [ ! -x .venv/bin/python ] || [ ! -f .venv/.deps-installed ] || \
-   [ -n "$(find setup.cfg deps -newer .venv/.deps-installed 2>/dev/null)" ]; then
+stamp=.venv/.deps-$profile
+if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || \
+   [ -n "$(find setup.cfg deps -newer "$stamp" 2>/dev/null)" ]; then
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
     reqs=()
-    for f in deps/pip-*.txt; do reqs+=(-r "$f"); done
+    for f in "${pip_files[@]}"; do reqs+=(-r "$f"); done
     .venv/bin/pip install -q --disable-pip-version-check -e . "${reqs[@]}"
-    touch .venv/.deps-installed
+    touch "$stamp"
 fi

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root, require_tool
+from dockerfile_gen import apt_sources
+
+from tests.conftest import require, require_root
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "container"
@@ -115,7 +117,10 @@ def ensure_rootfs(suite: str = "bookworm") -> Path:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="rootfs-") as tmp:
         root = Path(tmp) / "root"
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3", suite, str(root), apt_mirror()],
+        # The machine's own Debian mirror (its apt sources, or DEBIAN_MIRROR): an offline build
+        # network has one of its own. One reader for this and `tree build`: dockerfile_gen.apt_sources.
+        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3", suite, str(root),
+                        apt_sources.debian_mirror(suite)],
                        check=True, capture_output=True, timeout=900)
         # The downloaded .debs and package lists are build leftovers, not part of the image.
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
@@ -127,6 +132,23 @@ def ensure_rootfs(suite: str = "bookworm") -> Path:
         os.replace(partial, tarball)
     record(f"rootfs_debootstrap_seconds_{suite}", round(time.monotonic() - started, 1))
     return tarball
+
+
+# Tools the tier runs, with the Debian package that has each (deps/apt-container.txt). netavark is
+# podman's network backend (not on PATH) and needs iptables, which Debian lists only as Suggests:
+# without it every container fails with a bare "netavark: No such file or directory".
+CONTAINER_TOOLS = {"podman": "podman", "buildah": "buildah", "runc": "runc", "debootstrap": "debootstrap",
+                   "javac": "openjdk-17-jdk-headless", "jar": "openjdk-17-jdk-headless",
+                   "docker-registry": "docker-registry", "skopeo": "skopeo", "iptables": "iptables"}
+NETAVARK_PATHS = ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark")
+
+
+def require_tools() -> None:
+    """Names every missing tool at once, with its package, rather than the first one only."""
+    missing = [f"{tool} ({package})" for tool, package in CONTAINER_TOOLS.items() if shutil.which(tool) is None]
+    if not any(os.access(path, os.X_OK) for path in NETAVARK_PATHS):
+        missing.append("netavark (netavark)")
+    require(not missing, f"missing for the container tier: {', '.join(missing)}; scripts/install-deps.sh installs them")
 
 
 def private_engine(prefix: str = "k8sjb-containers-") -> Engine:
@@ -169,8 +191,7 @@ def import_roots(engine: Engine) -> dict[str, float]:
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     require_root()
-    for tool in ("podman", "buildah", "runc", "debootstrap", "javac", "jar", "docker-registry", "skopeo"):
-        require_tool(tool)
+    require_tools()
     engine = private_engine()
     started = time.monotonic()
     yield engine
