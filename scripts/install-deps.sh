@@ -16,6 +16,7 @@ case "$profile" in
     *) echo "install-deps: unknown profile '$profile'; use demo or all" >&2; exit 64 ;;
 esac
 lock_timeout=${APT_LOCK_TIMEOUT:-900}
+lock_poll=${APT_LOCK_POLL:-5}  # seconds between tries while the package lists are locked
 
 want_apt() { sed 's/#.*//' "${apt_files[@]}" | xargs -n1 | sort -u; }
 
@@ -26,8 +27,8 @@ apt_update() {
     until out=$(LC_ALL=C apt-get update -q 2>&1); do
         if grep -q "Could not get lock" <<<"$out" && [ "$waited" -lt "$lock_timeout" ]; then
             [ "$waited" -eq 0 ] && echo "install-deps: another apt process holds the package lists; waiting up to ${lock_timeout}s"
-            sleep 5
-            waited=$((waited + 5))
+            sleep "$lock_poll"
+            waited=$((waited + ${lock_poll%.*} + 1))
             continue
         fi
         printf '%s\n' "$out" >&2
