@@ -61,7 +61,8 @@ class Journal:
         if not self.backlog:
             return True
         data = b"".join(self.backlog)
-        if self.side.attempt(lambda: self.append(data)):
+        written = self.side.attempt(lambda: self.append(data), retry=True)
+        self.side.drop()  # the backlog is the retry: the supervisor calls flush on every loop turn
+        if written:
             self.backlog.clear()
-            return True
-        return False
+        return written

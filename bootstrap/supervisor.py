@@ -13,10 +13,10 @@ import time
 from collections.abc import Mapping
 
 from bootstrap import child, log, logdirs, reaper, status
-from bootstrap.sidewrite import Journal, SideWrite
 from bootstrap.forked import ForkedHelper
 from bootstrap.settings import Settings
 from bootstrap.setup import SetupPlan
+from bootstrap.sidewrite import Journal, SideWrite
 
 CATCHABLE = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 STOP_TRIGGERS = frozenset({signal.SIGTERM, signal.SIGINT})
