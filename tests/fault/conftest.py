@@ -125,3 +125,6 @@ def fault_start(env: dict[str, str], tmp_path: Path) -> Iterator[FaultStart]:
     yield _start
     for agent in agents:
         agent.kill()
+    # Every mount lived in the agents' private namespaces: none is seen here, none outlives them.
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        assert not [line for line in mounts if str(tmp_path) in line]
