@@ -14,8 +14,8 @@ from typing import Any, Callable
 import psutil
 import pytest
 
-from tests.conftest import require_root, require_tool, wait_until
-from tests.process.support import BOOTSTRAP, Agent, app_tree
+from tests.conftest import BOOTSTRAP, app_tree, require_root, require_tool, wait_until
+from tests.process.support import Agent
 
 PRIVATE_MOUNTS = str(Path(__file__).with_name("private_mounts.py"))
 ENOSPC_TEXT = "No space left on device"

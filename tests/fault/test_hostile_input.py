@@ -3,18 +3,16 @@ bounded CPU time and memory (RLIMIT_CPU and the child's peak RSS), never the who
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.process.support import app_tree
+from tests.conftest import BOOTSTRAP, app_tree
 
 pytestmark = pytest.mark.fault
 
-BOOTSTRAP = str(Path(sys.executable).with_name("bootstrap"))
 CPU_SECONDS = 2  # the kernel kills a run that needs more
 MAX_CPU_SECONDS = 1.0  # the target: CPU time, so other load on the machine does not count
 MAX_RSS_MB = 50
