@@ -1,12 +1,17 @@
 """The Debian mirror from the machine's apt sources, in both formats, and its override."""
 from __future__ import annotations
 
+import subprocess
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from dockerfile_gen import apt_sources, build
 from dockerfile_gen.errors import GenError
+from dockerfile_gen.render import HASH_LABEL
+from dockerfile_gen.tree import Tree
 
 MIRROR = "http://mirror.invalid/debian"  # .invalid: a reserved name, never a real host
 SECURITY = "http://mirror.invalid/debian-security"
@@ -95,3 +100,30 @@ def test_the_build_mounts_them_read_only() -> None:
     assert argv[-3:] == ["--volume", "/w/sources.list:/etc/apt/sources.list:ro", "ctx"]
     with pytest.raises(GenError, match="docker build cannot mount"):
         build.ENGINES["docker"].build_argv("t:1", "Dockerfile", "ctx", {}, (("a", "b"),))
+
+
+def test_tree_build_mounts_the_sources_without_changing_the_hash(tree: Tree, tmp_path: Path) -> None:
+    """The mirror decides where packages come from, not what the image is: same hash, and the
+    sources.list is mounted (read-only) into every build, not copied into the context."""
+    from tests.gen.test_build import FakePodman
+
+    wheel = tmp_path / "agent-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("bootstrap/__init__.py", "x = 1\n")
+    plain, mirrored = FakePodman(), FakePodman()
+    engine = build.ENGINES["podman"]
+    build.build_tree(tree, engine, "p", str(wheel), root_from="localhost/debian:bookworm", runner=plain)
+    seen: list[str] = []
+
+    def recording(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        if argv[1] == "build":
+            volume = argv[argv.index("--volume") + 1]
+            seen.append(Path(volume.split(":")[0]).read_text())
+            assert argv[argv.index("--volume") + 3] == f"{Path(volume.split(':')[0]).parent}/sources.list.d:/etc/apt/sources.list.d:ro"
+        return mirrored(argv)
+
+    build.build_tree(tree, engine, "p", str(wheel), root_from="localhost/debian:bookworm", runner=recording,
+                     apt_sources=f"deb {MIRROR} bookworm main\n")
+    assert seen == [f"deb {MIRROR} bookworm main\n"] * len(tree.order)
+    assert {ref: labels[HASH_LABEL] for ref, labels in plain.images.items() if HASH_LABEL in labels} == \
+        {ref: labels[HASH_LABEL] for ref, labels in mirrored.images.items() if HASH_LABEL in labels}
