@@ -35,14 +35,25 @@ class Action:
         return {k: v for k, v in asdict(self).items() if v not in ("", -1)}
 
 
+NAME_MAX = 255  # bytes in one file name (Linux filesystems)
+
+
 def aside_name(path: str, taken: Iterable[str] = ()) -> str:
-    """NAME.orig, or NAME.orig.N for the first N not taken on disk or by an earlier planned move."""
+    """NAME.orig, or NAME.orig.N for the first N not taken on disk or by an earlier planned move.
+    A name that is already near NAME_MAX is shortened to make room for the suffix."""
     taken = set(taken)
-    candidate, n = f"{path}.orig", 0
+    candidate, n = _with_suffix(path, ".orig"), 0
     while os.path.lexists(candidate) or candidate in taken:
         n += 1
-        candidate = f"{path}.orig.{n}"
+        candidate = _with_suffix(path, f".orig.{n}")
     return candidate
+
+
+def _with_suffix(path: str, suffix: str) -> str:
+    head, name = os.path.split(path)
+    raw = os.fsencode(name)
+    room = NAME_MAX - len(suffix)
+    return os.path.join(head, name + suffix if len(raw) <= room else os.fsdecode(raw[:room]) + suffix)
 
 
 class Planner:

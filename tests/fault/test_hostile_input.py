@@ -155,3 +155,18 @@ def test_bounds_hold_for_a_good_file_too(env: dict[str, str], tmp_path: Path) ->
     result = run_bounded(env)
     assert result.code == 0, result.stderr
     assert time.monotonic() - started < 30  # the CPU limit is the real bound; this only ends a hang
+
+
+def test_a_255_byte_file_in_the_way_is_moved_aside(env: dict[str, str]) -> None:
+    """Catches an agent that moves a file aside to NAME.orig without room for the suffix: a
+    255-byte name in the way then fails with ENAMETOOLONG instead of being kept."""
+    name = "b" * 251 + ".xml"
+    (Path(env["APP_HOME"]) / "conf.d" / "qa" / name).write_text("<new/>\n")
+    (Path(env["APP_HOME"]) / "conf").mkdir()
+    (Path(env["APP_HOME"]) / "conf" / name).write_text("<shipped/>\n")
+    result = run_bounded(env)
+    assert result.code == 0, result.stderr
+    conf = Path(env["APP_HOME"]) / "conf"
+    assert (conf / name).is_symlink() and (conf / name).read_text() == "<new/>\n"
+    aside = [p for p in conf.iterdir() if p.name.endswith(".orig")]
+    assert [p.read_text() for p in aside] == ["<shipped/>\n"] and len(aside[0].name) == 255
