@@ -71,7 +71,8 @@ def spawn_as(argv: tuple[str, ...], user: User, output_fd: int) -> int:
     (the readiness checker): subprocess switches the ids in its C-level fork-exec, where a Python
     fork could deadlock on another thread's lock. Same shape as the app: its own session, no
     signal blocked (the mask is inherited from the calling thread, so that thread unblocks for
-    the spawn), stdin from /dev/null, stdout and stderr to output_fd. The caller reaps the pid."""
+    the spawn; only PID 1 signals the checker, with SIGKILL, so the window costs nothing), stdin
+    from /dev/null, stdout and stderr to output_fd. The caller reaps the pid."""
     import subprocess
 
     env = {**os.environ, "HOME": user.home, "USER": user.name, "LOGNAME": user.name}
