@@ -88,7 +88,7 @@ def test_the_demo_profile_installs_only_the_demo_packages(checkout: Path) -> Non
 
 
 def test_the_container_tier_names_every_missing_tool(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.container import conftest as container
+    from tests import podman_engine as container
 
     monkeypatch.setattr(shutil, "which", lambda name: None if name in ("iptables", "skopeo") else f"/usr/bin/{name}")
     monkeypatch.setattr(container, "NETAVARK_PATHS", ("/nonexistent/netavark",))
