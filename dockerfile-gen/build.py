@@ -184,15 +184,16 @@ def build_tree(
     tls_verify: bool = True,
     runner: Runner = run,
     clock: Callable[[], float] = time.monotonic,
-    apt_sources: str | None = None,
+    apt_sources: Mapping[str, str] | None = None,
 ) -> list[BuildResult]:
-    """apt_sources: a sources.list the images' apt steps use instead of their own (the machine's
-    mirror, see apt_sources.py); mounted during the build, so it changes neither image nor hash."""
+    """apt_sources: per root, a sources.list the images' apt steps use instead of their own (the
+    machine's mirror, see apt_sources.py); mounted during the build, so it changes neither image
+    nor hash. An image of a root without an entry keeps its own sources."""
     names = selected_images(tree, only)
     wheel_hash = wheel_digest(wheel)
     results = []
     with tempfile.TemporaryDirectory(prefix="tree-build-") as work:
-        volumes = _apt_volumes(work, apt_sources) if apt_sources else ()
+        mounts = {root: _apt_volumes(os.path.join(work, f"apt-{root}"), text) for root, text in (apt_sources or {}).items()}
         for index, name in enumerate(names, 1):
             image = tree.images[name]
             ref = tree.ref(name, prefix)
@@ -218,7 +219,7 @@ def build_tree(
                     shutil.copy(wheel, os.path.join(context, WHEEL_DIR))
                 log.info("[%d/%d] %s: building %s", index, len(names), name, ref)
                 result = runner(engine.build_argv(ref, os.path.join(context, "Dockerfile"), context, {HASH_LABEL: digest},
-                                                  volumes))
+                                                  mounts.get(image.chain[0], ())))
                 if result.returncode != 0:
                     tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
                     raise GenError(f"{engine.name} build failed (exit {result.returncode}):\n{tail}", image.image.path)
@@ -235,11 +236,11 @@ def build_tree(
 def _apt_volumes(work: str, sources: str) -> tuple[tuple[str, str], ...]:
     """sources.list over the image's, and an empty directory over its sources.list.d (where
     Debian images keep debian.sources), so apt reads only the given entries."""
-    os.makedirs(os.path.join(work, "apt", "sources.list.d"))
-    with open(os.path.join(work, "apt", "sources.list"), "w", encoding="utf-8") as handle:
+    os.makedirs(os.path.join(work, "sources.list.d"))
+    with open(os.path.join(work, "sources.list"), "w", encoding="utf-8") as handle:
         handle.write(sources)
-    return ((os.path.join(work, "apt", "sources.list"), "/etc/apt/sources.list"),
-            (os.path.join(work, "apt", "sources.list.d"), "/etc/apt/sources.list.d"))
+    return ((os.path.join(work, "sources.list"), "/etc/apt/sources.list"),
+            (os.path.join(work, "sources.list.d"), "/etc/apt/sources.list.d"))
 
 
 def selected_images(tree: Tree, only: Sequence[str]) -> list[str]:

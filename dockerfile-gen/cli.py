@@ -249,18 +249,21 @@ def _report(report: replicate.Report) -> int:
     return 0 if report.complete else EXIT_INCOMPLETE
 
 
-def _apt_sources(choice: str, tree: Tree) -> str | None:
-    """The machine's Debian entries for the tree root's release (provides.os, e.g. debian-12)."""
+def _apt_sources(choice: str, tree: Tree) -> dict[str, str] | None:
+    """Per root, the machine's Debian entries for that root's release (provides.os, e.g. debian-12)."""
     from dockerfile_gen import apt_sources
 
     if choice == "image":
         return None
-    root = tree.images[tree.order[0]]
-    codename = apt_sources.CODENAMES.get(str(root.provides.get("os", "")))
-    sources = apt_sources.sources_list(codename) if codename else None
-    if sources is None:
-        log.info("tree build: no Debian archive in this machine's apt sources; the images use their own")
-    return sources
+    found = {}
+    for root in tree.roots:
+        codename = apt_sources.CODENAMES.get(str(tree.images[root].provides.get("os", "")))
+        sources = apt_sources.sources_list(codename) if codename else None
+        if sources is None:
+            log.info("tree build: no Debian archive for %s in this machine's apt sources; its images use their own", root)
+        else:
+            found[root] = sources
+    return found
 
 
 def show(tree: Tree, prefix: str) -> str:

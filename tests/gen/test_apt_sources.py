@@ -112,7 +112,7 @@ def test_tree_build_mounts_the_sources_without_changing_the_hash(tree: Tree, tmp
         archive.writestr("bootstrap/__init__.py", "x = 1\n")
     plain, mirrored = FakePodman(), FakePodman()
     engine = build.ENGINES["podman"]
-    build.build_tree(tree, engine, "p", str(wheel), root_from="localhost/debian:bookworm", runner=plain)
+    build.build_tree(tree, engine, "p", str(wheel), root_from={r: "localhost/debian:bookworm" for r in tree.roots}, runner=plain)
     seen: list[str] = []
 
     def recording(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -122,8 +122,8 @@ def test_tree_build_mounts_the_sources_without_changing_the_hash(tree: Tree, tmp
             assert argv[argv.index("--volume") + 3] == f"{Path(volume.split(':')[0]).parent}/sources.list.d:/etc/apt/sources.list.d:ro"
         return mirrored(argv)
 
-    build.build_tree(tree, engine, "p", str(wheel), root_from="localhost/debian:bookworm", runner=recording,
-                     apt_sources=f"deb {MIRROR} bookworm main\n")
+    build.build_tree(tree, engine, "p", str(wheel), root_from={r: "localhost/debian:bookworm" for r in tree.roots}, runner=recording,
+                     apt_sources={root: f"deb {MIRROR} bookworm main\n" for root in tree.roots})
     assert seen == [f"deb {MIRROR} bookworm main\n"] * len(tree.order)
     assert {ref: labels[HASH_LABEL] for ref, labels in plain.images.items() if HASH_LABEL in labels} == \
         {ref: labels[HASH_LABEL] for ref, labels in mirrored.images.items() if HASH_LABEL in labels}
