@@ -9,10 +9,8 @@ about two minutes. Images live in a per-session graphroot that is reset and dele
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -82,29 +80,6 @@ def record(key: str, value: object) -> None:
     data = json.loads(REPORT.read_text()) if REPORT.exists() else {}
     data[key] = value
     REPORT.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def apt_mirror(apt_dir: str = "/etc/apt") -> str:
-    """The Debian archive this machine's apt reads (its first `deb` source that is not a security
-    suite), so debootstrap uses the same mirror, including an offline site's own."""
-    entries: list[tuple[str, str]] = []  # (uri, first suite), in apt's reading order
-    one_line = [os.path.join(apt_dir, "sources.list"), *sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.list")))]
-    for path in one_line:
-        if os.path.isfile(path):
-            for line in Path(path).read_text().splitlines():
-                words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
-                if len(words) >= 3 and words[0] == "deb":
-                    entries.append((words[1], words[2]))
-    for path in sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.sources"))):
-        for stanza in re.split(r"\n\s*\n", Path(path).read_text()):
-            fields = dict((k.strip().lower(), v.strip()) for k, _, v in (
-                line.partition(":") for line in stanza.splitlines() if ":" in line and not line.startswith("#")))
-            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes").lower() != "no":
-                entries.extend((uri, fields.get("suites", "").split()[0] if fields.get("suites") else "") for uri in fields.get("uris", "").split())
-    for uri, suite in entries:
-        if not suite.endswith("-security"):
-            return uri
-    raise AssertionError(f"no Debian mirror in {apt_dir}/sources.list or sources.list.d/: debootstrap needs one")
 
 
 def ensure_rootfs(suite: str = "bookworm") -> Path:
