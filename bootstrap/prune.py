@@ -28,6 +28,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bootstrap import log
@@ -213,20 +214,15 @@ class Pass:
                 self.trash.append((path, size))
                 total += size - blocks(st)
                 continue
-            try:
-                child = os.open(entry, DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                self.error(f"cannot open {show(path)}", exc)
-                continue
-            try:
+            with self.opened(fd, path) as child:
+                if child is None:
+                    continue
                 if self.is_log_dir(child):
                     total += self.log_dir(child, path)
                 elif depth < MAX_PATTERN_DEPTH:
                     total += self.discover(child, path, depth + 1)
                 else:
                     total += self.measure(child, path, 0)[0]
-            finally:
-                os.close(child)
         return total
 
     def entries(self, fd: int, rel: tuple[str, ...]) -> Iterator[tuple[str, os.stat_result]]:
@@ -298,15 +294,10 @@ class Pass:
             if stat.S_ISDIR(st.st_mode):
                 if st.st_dev != self.root_dev:
                     continue
-                try:
-                    child = os.open(name, DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    self.error(f"cannot open {show((*rel, name))}", exc)
-                    continue
-                try:
+                with self.opened(fd, (*rel, name)) as child:
+                    if child is None:
+                        continue
                     s, n, f, c = self.measure(child, (*rel, name), depth + 1, compress_before)
-                finally:
-                    os.close(child)
                 size, newest, files, to_compress = size + s, max(newest, n), files + f, to_compress + c
                 continue
             if name == LOCK_FILE:
@@ -320,13 +311,22 @@ class Pass:
         return size, newest, files, to_compress
 
     def measure_path(self, parent: int, rel: tuple[str, ...]) -> int:
+        with self.opened(parent, rel) as fd:
+            return 0 if fd is None else self.measure(fd, rel, 0)[0]
+
+    @contextmanager
+    def opened(self, parent: int, rel: tuple[str, ...], missing_ok: bool = False) -> Iterator[int | None]:
+        """The directory rel[-1] under `parent`, opened without following a symlink and closed
+        afterwards; None (and one error line, unless it is missing and missing_ok) if it cannot be."""
         try:
             fd = os.open(rel[-1], DIR_FLAGS, dir_fd=parent)
         except OSError as exc:
-            self.error(f"cannot open {show(rel)}", exc)
-            return 0
+            if not (missing_ok and exc.errno == errno.ENOENT):
+                self.error(f"cannot open {show(rel)}", exc)
+            yield None
+            return
         try:
-            return self.measure(fd, rel, 0)[0]
+            yield fd
         finally:
             os.close(fd)
 
@@ -412,13 +412,9 @@ class Pass:
         """Renames the dead dir to a trash name while holding its lock: an agent starting there now
         waits, then finds the directory gone and makes a new one."""
         name = d.rel[-1]
-        try:
-            fd = os.open(name, DIR_FLAGS, dir_fd=parent)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                self.error(f"cannot open {show(d.rel)}", exc)
-            return None
-        try:
+        with self.opened(parent, d.rel, missing_ok=True) as fd:
+            if fd is None:
+                return None
             free, lock = self.take_dir_lock(fd, d)
             if not free:
                 return None
@@ -432,8 +428,6 @@ class Pass:
                 if lock is not None:
                     os.close(lock)
             return trash
-        finally:
-            os.close(fd)
 
     def take_dir_lock(self, fd: int, d: LogDir) -> tuple[bool, int | None]:
         """(False, None) when the dir is live now; else (True, the held lock's fd, or None when the
@@ -494,16 +488,11 @@ class Pass:
             if parent is None:
                 continue
             try:
-                fd = os.open(d.rel[-1], DIR_FLAGS, dir_fd=parent)
-            except OSError as exc:
-                self.error(f"cannot open {show(d.rel)}", exc)
-                continue
+                with self.opened(parent, d.rel) as fd:
+                    if fd is not None:
+                        self.compress_in(fd, d, d.rel, before, fd, 0)
             finally:
                 os.close(parent)
-            try:
-                self.compress_in(fd, d, d.rel, before, fd, 0)
-            finally:
-                os.close(fd)
 
     def compress_in(self, fd: int, d: LogDir, rel: tuple[str, ...], before: float, top: int, depth: int) -> None:
         if depth > MAX_DEPTH or d.live:
@@ -512,15 +501,9 @@ class Pass:
             if d.live:
                 return  # its agent started during this pass
             if stat.S_ISDIR(st.st_mode) and st.st_dev == self.root_dev:
-                try:
-                    child = os.open(name, DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    self.error(f"cannot open {show((*rel, name))}", exc)
-                    continue
-                try:
-                    self.compress_in(child, d, (*rel, name), before, top, depth + 1)
-                finally:
-                    os.close(child)
+                with self.opened(fd, (*rel, name)) as child:
+                    if child is not None:
+                        self.compress_in(child, d, (*rel, name), before, top, depth + 1)
             elif self.compressible(name, st, before):
                 if self.options.dry_run:
                     self.report.compressed_files += 1
