@@ -318,9 +318,9 @@ def apply(plan: JvmPlan | None) -> list[str]:
 def describe(plan: JvmPlan) -> list[str]:
     """`bootstrap plan` lines: the limits, then each flag and why."""
     limits = plan.limits
-    memory = f"{limits.memory // MiB} MiB ({limits.memory_source})" if limits.memory else limits.memory_source
-    cpus = f"{limits.cpus:g} ({limits.cpu_source})" if limits.cpus else limits.cpu_source
-    lines = [f"jvm {plan.mode}: memory limit {memory}, CPUs {cpus}"]
+    memory = f"memory limit {limits.memory // MiB} MiB ({limits.memory_source})" if limits.memory else limits.memory_source
+    cpus = f"{limits.cpus:g} CPUs ({limits.cpu_source})" if limits.cpus else limits.cpu_source
+    lines = [f"jvm {plan.mode}: {memory}; {cpus}"]
     for f in plan.flags:
         lines.append(f"  {f.flag}  ({'skipped: the user set ' + f.skipped_for if f.skipped_for else f.reason})")
     lines += [f"  prune {p}  (older than the newest kept)" for p in plan.prune]

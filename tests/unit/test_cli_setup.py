@@ -91,7 +91,7 @@ def test_plan_after_setup_is_empty(env: dict[str, str]) -> None:
     apply(setup.make_plan(settings.load(env)).actions)
     proc = run_bootstrap("plan", env=env)
     lines = proc.stdout.splitlines()
-    jvm_at = next(n for n, line in enumerate(lines) if line.startswith("jvm auto: memory limit"))
+    jvm_at = next(n for n, line in enumerate(lines) if line.startswith("jvm auto:"))
     assert lines[3:jvm_at] == ["nothing to change"]  # the JVM flags follow the setup actions
     assert json.loads(run_bootstrap("plan", "--json", env=env).stdout)["actions"] == []
 
