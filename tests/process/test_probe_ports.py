@@ -27,11 +27,13 @@ def accepts(port: int, timeout: float = 1.0) -> bool:
 
 
 def refused(port: int) -> bool:
-    """Nobody listens: the connect is refused (a closed port, not a slow one)."""
+    """Nobody listens: the connect is refused (a closed port, not a slow one). A reset counts too:
+    it is what a connect queued on a listener that closes at that moment gets, and a kubelet
+    probe fails on it just the same."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 
