@@ -338,9 +338,9 @@ def test_environment_wins_file_against_directory(tmp_path: Path, common: dict[st
 
 def test_symlinked_directory_in_a_layer_is_linked_whole(tmp_path: Path) -> None:
     home = tmp_path / "app"
-    write_file(home / "conf.d" / "shared-certs" / "ca.pem", "ca")
+    write_file(home / "conf.d" / "team-certs" / "ca.pem", "ca")
     (home / "conf.d" / "dev").mkdir(parents=True)
-    os.symlink("../shared-certs", home / "conf.d" / "dev" / "certs")
+    os.symlink("../team-certs", home / "conf.d" / "dev" / "certs")
     os.symlink(".", home / "conf.d" / "dev" / "loop")  # a cycle must not hang the walk
     setup(home, "dev")
     assert (home / "conf" / "certs" / "ca.pem").read_text() == "ca"
