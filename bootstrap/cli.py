@@ -20,7 +20,7 @@ USAGE = """usage: bootstrap run [--] [CMD ARGS...]    set up, then start and sup
 def run_dir_from(environ: Mapping[str, str]) -> str:
     """`probe` and `status` read only BOOTSTRAP_RUN_DIR, never the settings file: a probe the
     kubelet runs every few seconds must not pay for parsing and validating settings."""
-    from bootstrap.status import DEFAULT_RUN_DIR, RUN_DIR_VAR
+    from bootstrap.rundir import DEFAULT_RUN_DIR, RUN_DIR_VAR
 
     return environ.get(RUN_DIR_VAR) or DEFAULT_RUN_DIR
 
@@ -30,13 +30,13 @@ def _command_args(args: list[str]) -> list[str]:
 
 
 def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
-    from bootstrap import jvm, loglock
-    from bootstrap import settings as settings_mod
-    from bootstrap.setup import apply_plan, make_plan
-    from bootstrap.supervisor import launch
+    from bootstrap.pid1 import jvm, loglock
+    from bootstrap.pid1.plan import apply_plan, make_plan
+    from bootstrap.pid1.supervisor import launch
+    from bootstrap.settings import resolve
 
-    settings = settings_mod.load(environ)
-    command = settings_mod.require_command(settings, _command_args(args))
+    settings = resolve.load(environ)
+    command = resolve.require_command(settings, _command_args(args))
     plan = make_plan(settings, command, environ)
     phases = apply_plan(plan)
     # The log dir is live from before the start record until after the exit record (README: log lifecycle).
@@ -50,9 +50,9 @@ def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
 def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
     import json
 
-    from bootstrap import jvm
-    from bootstrap import settings as settings_mod
-    from bootstrap.setup import make_plan
+    from bootstrap.pid1 import jvm
+    from bootstrap.pid1.plan import make_plan
+    from bootstrap.settings import resolve
 
     as_json = bool(args) and args[0] == "--json"
     after = args[1:] if as_json else args
@@ -60,7 +60,7 @@ def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
     if after and after[0].startswith("-") and after[0] != "--":
         raise UsageError(f"unknown option {after[0]!r} for plan; use 'bootstrap plan [--json] [--] [CMD...]'")
     rest = _command_args(after)
-    settings = settings_mod.load(environ)
+    settings = resolve.load(environ)
     command = list(rest or settings.start)
     plan = make_plan(settings, tuple(command), environ)
     if as_json:
@@ -89,7 +89,7 @@ def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
 
 
 def cmd_probe(args: list[str], environ: Mapping[str, str]) -> int:
-    from bootstrap.status import probe
+    from bootstrap.rundir import probe
 
     kinds = {(): "ready", ("--live",): "live", ("--startup",): "startup", ("--ready",): "ready"}
     kind = kinds.get(tuple(args))
@@ -99,7 +99,7 @@ def cmd_probe(args: list[str], environ: Mapping[str, str]) -> int:
 
 
 def cmd_status(args: list[str], environ: Mapping[str, str]) -> int:
-    from bootstrap.status import STATUS_FILE
+    from bootstrap.rundir import STATUS_FILE
 
     if args:
         raise UsageError("'bootstrap status' takes no arguments")
@@ -114,7 +114,7 @@ def cmd_status(args: list[str], environ: Mapping[str, str]) -> int:
 
 
 def cmd_logs(args: list[str], environ: Mapping[str, str]) -> int:
-    from bootstrap import prune_cli  # the node side only; `run` never loads it
+    from bootstrap.node import cli as prune_cli  # the node side only; `run` never loads it
 
     return prune_cli.main(args, environ)
 

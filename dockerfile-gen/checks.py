@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
 from bootstrap.errors import SettingError
-from bootstrap.settings import parse_app_name, parse_user
+from bootstrap.settings.parsers import parse_app_name, parse_user
 from dockerfile_gen.errors import GenError
 
 T = TypeVar("T")

@@ -9,7 +9,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import NoReturn
 
-from dockerfile_gen import build, graph, render, replicate, replication_config
+from dockerfile_gen import build, graph, render
+from dockerfile_gen.registry import config as replication_config
+from dockerfile_gen.registry import replicate
 from dockerfile_gen.choose import explain
 from dockerfile_gen.errors import EXIT_INCOMPLETE, EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_USER_ERROR, GenError
 from dockerfile_gen.generate import Options, batch, generate, write_outputs

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bootstrap import settings
+from bootstrap.settings import table
 
 # The image layout is the agent's default one, so the image needs no settings to find it.
-APP_HOME: str = settings.setting_row("app_home").default
-CONF_SOURCE = f"{APP_HOME}/{settings.setting_row('conf_source').default}"  # where conf.d/ is copied
-CONF_DIR = f"{APP_HOME}/{settings.setting_row('conf_target').default}"  # where the agent links the active env
+APP_HOME: str = table.setting_row("app_home").default
+CONF_SOURCE = f"{APP_HOME}/{table.setting_row('conf_source').default}"  # where conf.d/ is copied
+CONF_DIR = f"{APP_HOME}/{table.setting_row('conf_target').default}"  # where the agent links the active env
 DEFAULT_USER = "app"
 # The Java majors an app may ask for and a tree image may provide (Debian ships 17 in bookworm,
 # 21 and 25 in trixie; 8 and 11 are here for specs of older apps and for trees that add them).

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bootstrap.settings import DEFAULT_CONFIG as BOOTSTRAP_CONFIG
+from bootstrap.settings.parsers import DEFAULT_CONFIG as BOOTSTRAP_CONFIG
 from dockerfile_gen.choose import Candidate, app_user
 from dockerfile_gen.kinds import APP_HOME, CONF_SOURCE, KINDS
 from dockerfile_gen.spec import AppSpec

@@ -5,7 +5,6 @@ The shape is documented in docs/dockerfile-gen.md. Messages name the file and th
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from bootstrap import settings
+from bootstrap.settings import parsers, table
 from dockerfile_gen import checks
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.kinds import JAVA_VERSIONS
@@ -42,7 +41,7 @@ class Ready:
     log: str | None = None
     pattern: str | None = None
     cmd: str | None = None
-    timeout: float = settings.DEFAULT_READY_TIMEOUT
+    timeout: float = parsers.DEFAULT_READY_TIMEOUT
     period: float | None = None  # None: the agent's default
 
     @property
@@ -223,14 +222,14 @@ def _check_replicas(entry: Deploy, base: Deploy, path: str, prefix: str) -> None
 
 def _environments(config: str, files: tuple[str, ...], path: str) -> tuple[str, ...]:
     """The environment directories under config: the agent refuses to start without conf.d/<APP_ENV>/."""
-    envs = sorted({f.split("/", 1)[0] for f in files if "/" in f and f.split("/", 1)[0].lower() != settings.COMMON_DIR})
+    envs = sorted({f.split("/", 1)[0] for f in files if "/" in f and f.split("/", 1)[0].lower() != parsers.COMMON_DIR})
     if not envs:
         checks.fail(path, "config", f"{config}/ has no environment directory: add {config}/common/ and one directory "
                     "per environment (dev/, qa/, prod/ …), since the agent links conf.d/<APP_ENV>/ at start and refuses "
                     "to start without it")
     seen: dict[str, str] = {}
     for env in envs:
-        canonical = settings.canonical_env(env)
+        canonical = parsers.canonical_env(env)
         if canonical in seen:
             checks.fail(path, "config", f"{config}/{seen[canonical]}/ and {config}/{env}/ name the same environment "
                         "(the agent's aliases), so an override or an aliased APP_ENV could mean either: keep one")
@@ -241,7 +240,7 @@ def _environments(config: str, files: tuple[str, ...], path: str) -> tuple[str, 
 def _exit_remap(value: Any, path: str) -> tuple[tuple[int, int], ...]:
     if value is None or value == "" or value == {}:
         return ()  # explicitly none, also for a JVM type
-    return checks.agent_rule(settings.parse_exit_remap, value, path, "exit_remap")
+    return checks.agent_rule(parsers.parse_exit_remap, value, path, "exit_remap")
 
 
 def _one_line(exc: Exception) -> str:
@@ -342,7 +341,7 @@ def _ready(value: Any, path: str) -> Ready:
         for word in item if isinstance(item, list) else [item]:
             if isinstance(word, str):
                 checks.string(word, path, f"ready.{key}")  # control characters would end a Dockerfile line
-    parsed = checks.agent_rule(settings.parse_ready, doc, path, "ready")
+    parsed = checks.agent_rule(table.parse_ready, doc, path, "ready")
     tcp = doc.get("tcp")
     return Ready(
         tcp=tcp.strip() if isinstance(tcp, str) else tcp,
@@ -442,11 +441,11 @@ def _env_overrides(value: Any, envs: tuple[str, ...], path: str) -> tuple[tuple[
     if value is None:
         return ()
     doc = checks.mapping(value, path, "env_overrides")
-    by_canonical = {settings.canonical_env(env): env for env in envs}
+    by_canonical = {parsers.canonical_env(env): env for env in envs}
     seen: dict[str, str] = {}
     out = []
     for raw in sorted(doc):
-        env = by_canonical.get(settings.canonical_env(raw))
+        env = by_canonical.get(parsers.canonical_env(raw))
         if env is None:
             checks.fail(path, f"env_overrides.{raw}", f"names no environment directory (have: {', '.join(envs)}): "
                         "pods with this APP_ENV would exit 78 at start; add the directory or fix the name")

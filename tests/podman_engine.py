@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 from dockerfile_gen import apt_sources
-
 from tests.conftest import require, require_root
 
 REPO = Path(__file__).resolve().parents[1]

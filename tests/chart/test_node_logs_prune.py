@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bootstrap.prune_cli import SIZE_RE, parse
+from bootstrap.node.cli import SIZE_RE, parse
 from tests.chart import chartlib
 from tests.chart.chartlib import NODE_LOGS, Rendered
 

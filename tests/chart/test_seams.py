@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bootstrap import settings
+from bootstrap.settings import parsers, resolve, table
 from dockerfile_gen.cli import main
 from dockerfile_gen.errors import EXIT_USER_ERROR
 from tests.chart import chartlib
@@ -123,7 +123,7 @@ def effective(spec: dict[str, Any], env: str) -> dict[str, Any]:
     aliases) replaces a base key whole; `autoscaling: false` turns the base's off."""
     out = {key: spec.get(key) for key in DEPLOY_KEYS}
     for name, override in (spec.get("env_overrides") or {}).items():
-        if settings.canonical_env(name) == settings.canonical_env(env):
+        if parsers.canonical_env(name) == parsers.canonical_env(env):
             out.update({key: override[key] for key in DEPLOY_KEYS if key in override})
     if out["autoscaling"] is False:
         out["autoscaling"] = None
@@ -134,8 +134,8 @@ def quantities(resources: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {part: {name: str(value) for name, value in items.items()} for part, items in resources.items()}
 
 
-def agent_view(environ: dict[str, str], bootstrap_yaml: Path, config: Path) -> settings.Settings:
-    return settings.load({**environ, "BOOTSTRAP_CONFIG": str(bootstrap_yaml), "BOOTSTRAP_CONF_SOURCE": str(config)})
+def agent_view(environ: dict[str, str], bootstrap_yaml: Path, config: Path) -> table.Settings:
+    return resolve.load({**environ, "BOOTSTRAP_CONFIG": str(bootstrap_yaml), "BOOTSTRAP_CONF_SOURCE": str(config)})
 
 
 def check_environment(app: Generated, env: str, default_resources: dict[str, Any]) -> None:
@@ -158,11 +158,11 @@ def check_environment(app: Generated, env: str, default_resources: dict[str, Any
     from_chart = agent_view(literal, app.out / "bootstrap.yaml", app.config)
     from_image = agent_view({"APP_ENV": literal["APP_ENV"]}, app.out / "bootstrap.yaml", app.config)
     assert from_chart.env == env, where
-    for row in settings.SETTING_ROWS:
+    for row in table.SETTING_ROWS:
         if row.key in boot:
             assert getattr(from_chart, row.name) == getattr(from_image, row.name), f"{where}: {row.key} / {row.env}"
     assert from_chart.ready == from_image.ready, where
-    bootstrap_vars = {row.env for row in settings.SETTINGS if row.env}
+    bootstrap_vars = {row.env for row in table.SETTINGS if row.env}
     assert set(literal) - bootstrap_vars - {"BOOTSTRAP_IMAGE"} == set(), f"{where}: env the agent does not read"
 
     # probes: derived from the rendered output, not from today's commands.

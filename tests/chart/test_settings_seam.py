@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bootstrap import settings
+from bootstrap.settings import parsers, table
 from tests.chart.chartlib import CASES, MICROSERVICE, fail_message, load_values, render
 
-AGENT_VARIABLES = {row.env for row in settings.SETTINGS if row.env}
+AGENT_VARIABLES = {row.env for row in table.SETTINGS if row.env}
 # chart value -> the agent setting it is exported as, where the chart's default is the agent's
 SAME_DEFAULT = {"readyTimeoutSeconds": "ready.timeout", "stopTimeoutSeconds": "stop_timeout",
                 "runDir": "run_dir"}
@@ -53,18 +53,18 @@ def test_every_variable_the_chart_exports_is_reserved() -> None:
         assert f"{name} is set by the chart" in fail_message(error.value), name
 
 
-@pytest.mark.parametrize("app_env", [*settings.ENV_ALIASES, "PROD", "Development", "qa"])
+@pytest.mark.parametrize("app_env", [*parsers.ENV_ALIASES, "PROD", "Development", "qa"])
 def test_env_aliases_are_the_agents(app_env: str) -> None:
     values = {**full_values(), "app": {**full_values()["app"], "env": app_env},
               "configFiles": {"files": {"app.properties": "a=1\n"}}}
     container = render(MICROSERVICE, values).container
     mounts = [m["mountPath"] for m in container["volumeMounts"] if m["mountPath"].endswith("/app.properties")]
     assert mounts, "the config file is not mounted"
-    assert all(f"/conf.d/{settings.canonical_env(app_env)}/" in m for m in mounts), mounts
+    assert all(f"/conf.d/{parsers.canonical_env(app_env)}/" in m for m in mounts), mounts
 
 
 @pytest.mark.parametrize("value, key", SAME_DEFAULT.items())
 def test_chart_defaults_for_agent_settings_are_the_agents(value: str, key: str) -> None:
     chart_default = yaml.safe_load((MICROSERVICE / "values.yaml").read_text())["agent"][value]
-    assert chart_default == settings.setting_row(key).default, \
-        f"agent.{value} defaults to {chart_default!r}, the agent's {key} to {settings.setting_row(key).default!r}"
+    assert chart_default == table.setting_row(key).default, \
+        f"agent.{value} defaults to {chart_default!r}, the agent's {key} to {table.setting_row(key).default!r}"

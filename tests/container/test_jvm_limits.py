@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import jvm
+from bootstrap.pid1 import jvm
 from tests.podman_engine import BASE_PREFIX, REPO, Engine, TreeBuild
 
 sys.path.insert(0, str(REPO / "bench"))

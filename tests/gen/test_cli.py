@@ -171,7 +171,7 @@ def test_committed_graph_is_current(tmp_path: Path) -> None:
 def test_generated_bootstrap_yaml_is_accepted_by_the_agent(tmp_path: Path, app: str) -> None:
     """One spec drives both sides: the agent's own settings loader must take what the generator wrote,
     in every environment the app's conf.d has."""
-    from bootstrap import settings
+    from bootstrap.settings import resolve
 
     assert main([*TREE, "-q", "app", str(EXAMPLES / app / "app.yaml"), "-o", str(tmp_path), NOT_BUILT]) == 0
     config = yaml.safe_load((EXAMPLES / app / "app.yaml").read_text()).get("config", "conf.d")
@@ -184,7 +184,7 @@ def test_generated_bootstrap_yaml_is_accepted_by_the_agent(tmp_path: Path, app: 
         app_env = yaml.safe_load((tmp_path / f"values-{env}.yaml").read_text())["app"]["env"]
         environ = {"APP_ENV": app_env, "APP_HOME": str(home), "BOOTSTRAP_CONFIG": str(tmp_path / "bootstrap.yaml"),
                    "BOOTSTRAP_CONF_SOURCE": str(conf)}
-        loaded = settings.load(environ)
+        loaded = resolve.load(environ)
         assert loaded.app_name == app and loaded.start and loaded.env == env
 
 

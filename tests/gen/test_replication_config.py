@@ -10,8 +10,8 @@ import pytest
 
 from dockerfile_gen.cli import main
 from dockerfile_gen.errors import GenError
-from dockerfile_gen.registry import credentials
-from dockerfile_gen.replication_config import build, compile_glob
+from dockerfile_gen.registry.client import credentials
+from dockerfile_gen.registry.config import build, compile_glob
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import jvm
-from tests.jvm.conftest import jvmlab
+from bootstrap.pid1 import jvm
 from tests.conftest import BOOTSTRAP, require_tool
+from tests.jvm.conftest import jvmlab
 from tests.process.support import Agent
 
 pytestmark = pytest.mark.jvm

@@ -19,9 +19,10 @@ import pytest
 import requests  # noqa: F401 - imported before any fork, so the checker never imports after one
 import watchdog.observers  # noqa: F401 - same
 
-from bootstrap import readiness, status
-from bootstrap.settings import ReadyChecks, Settings
-from bootstrap.supervisor import log_origin
+from bootstrap import rundir
+from bootstrap.helpers import readiness
+from bootstrap.pid1.supervisor import log_origin
+from bootstrap.settings.table import ReadyChecks, Settings
 from tests.conftest import free_port, wait_until
 
 pytestmark = pytest.mark.process
@@ -46,14 +47,14 @@ class CheckerProc:
         self.beats = 0
 
     def status(self) -> dict[str, Any]:
-        return status.read(str(self.run_dir)) or {}
+        return rundir.read(str(self.run_dir)) or {}
 
     def state(self, wanted: str) -> dict[str, Any] | None:
         current = self.status()
         return current if current.get("state") == wanted else None
 
     def ready_file(self) -> bool:
-        return (self.run_dir / status.READY_FILE).exists()
+        return (self.run_dir / rundir.READY_FILE).exists()
 
     def count_beats(self) -> int:
         try:
@@ -102,7 +103,7 @@ def checker(tmp_path: Path, app: subprocess.Popen[bytes]) -> Iterator[Callable[.
                 os.close(read_end)
                 os.dup2(err_fd, 2)
                 signal.pthread_sigmask(signal.SIG_BLOCK, readiness.CATCHABLE)
-                readiness.checker_main(settings, pid_of_app, write_end, started_at or time.time(), origin)
+                readiness.checker_main(settings, pid_of_app, started_at or time.time(), origin, write_end)
             finally:
                 os._exit(71)
         os.close(write_end)
@@ -215,7 +216,7 @@ def test_status_is_not_rewritten_while_nothing_changes(checker: Callable[..., Ch
     health.code = 200
     proc = checker(ReadyChecks(http=health.url, period=0.02))
     wait_until(lambda: proc.state("ready"))
-    path = proc.run_dir / status.STATUS_FILE
+    path = proc.run_dir / rundir.STATUS_FILE
     before = path.stat().st_ino
     seen = health.requests
     wait_until(lambda: health.requests >= seen + 10)  # ten more rounds of checks
@@ -274,8 +275,8 @@ def test_restarted_checker_keeps_the_log_match(checker: Callable[..., CheckerPro
     log_file = tmp_path / "app.log"
     log_file.write_bytes(b"the match was rotated away long ago\n")
     run_dir = str(tmp_path / "run")
-    status.write(run_dir, "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
-    first = status.write(run_dir, "ready", detail="by the checker before")
+    rundir.write(run_dir, "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
+    first = rundir.write(run_dir, "ready", detail="by the checker before")
     proc = checker(ReadyChecks(log=str(log_file), pattern=PATTERN, period=0.1),
                    origin=log_origin(str(log_file)))
     again = wait_until(lambda: (proc.state("ready") or {}).get("detail") == f"checks passed: log {log_file}")
@@ -345,8 +346,8 @@ def test_reader_never_sees_partial_json_while_flapping(checker: Callable[..., Ch
 
     flapper = threading.Thread(target=flap, daemon=True)
     flapper.start()
-    path = proc.run_dir / status.STATUS_FILE
-    ready_path = proc.run_dir / status.READY_FILE
+    path = proc.run_dir / rundir.STATUS_FILE
+    ready_path = proc.run_dir / rundir.READY_FILE
     states: set[str] = set()
     try:
         for _ in range(5000):
@@ -365,8 +366,8 @@ def test_reader_never_sees_partial_json_while_flapping(checker: Callable[..., Ch
 def test_restart_after_ready_with_period_zero_checks_nothing(checker: Callable[..., CheckerProc],
                                                              app: subprocess.Popen[bytes], tmp_path: Path) -> None:
     run_dir = str(tmp_path / "run")
-    status.write(run_dir, "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
-    status.write(run_dir, "ready", detail="by the checker before")
+    rundir.write(run_dir, "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
+    rundir.write(run_dir, "ready", detail="by the checker before")
     port = free_port()  # nothing listens: a re-check would fail
     proc = checker(ReadyChecks(tcp=("127.0.0.1", port), period=0))
     wait_until(lambda: (proc.state("ready") or {}).get("detail") == f"checks passed: tcp 127.0.0.1:{port}")

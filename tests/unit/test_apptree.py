@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import apptree
+from bootstrap.helpers import apptree
 from tests.conftest import modules_after, wait_until
 
 
@@ -54,5 +54,5 @@ def test_jvm_hint_stops_looking_once_the_app_is_ready(capfd: pytest.CaptureFixtu
 
 def test_checker_imports_no_metrics_code() -> None:
     """The checker's memory is in the budget: prometheus_client is the HTTP helper's alone."""
-    assert modules_after("import bootstrap.readiness",
-                         ("bootstrap.metrics", "bootstrap.logdir_stats", "prometheus_client")) == []
+    assert modules_after("import bootstrap.helpers.readiness",
+                         ("bootstrap.helpers.metrics", "bootstrap.helpers.logdir_stats", "prometheus_client")) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bootstrap import cgroups
+from bootstrap.pid1 import cgroups
 
 MiB = 1 << 20
 V1_MOUNTINFO = """\

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import __version__, status
+from bootstrap import __version__, rundir
 from tests.conftest import app_tree, run_bootstrap, write_file
+
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -85,10 +86,11 @@ def test_plan_changes_nothing(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_plan_after_setup_is_empty(env: dict[str, str]) -> None:
-    from bootstrap import settings, setup
-    from bootstrap.actions import apply
+    from bootstrap.pid1.actions import apply
+    from bootstrap.pid1.plan import make_plan
+    from bootstrap.settings import resolve
 
-    apply(setup.make_plan(settings.load(env)).actions)
+    apply(make_plan(resolve.load(env)).actions)
     proc = run_bootstrap("plan", env=env)
     lines = proc.stdout.splitlines()
     jvm_at = next(n for n, line in enumerate(lines) if line.startswith("jvm auto:"))
@@ -108,7 +110,7 @@ def test_status_without_run_dir(tmp_path: Path) -> None:
 
 
 def test_status_prints_status_json(tmp_path: Path) -> None:
-    written = status.write(str(tmp_path), "starting", fresh=True, pid=123, supervisor_pid=45)
+    written = rundir.write(str(tmp_path), "starting", fresh=True, pid=123, supervisor_pid=45)
     proc = run_bootstrap("status", env={"BOOTSTRAP_RUN_DIR": str(tmp_path)})
     assert proc.returncode == 0 and json.loads(proc.stdout) == written
 
@@ -116,21 +118,21 @@ def test_status_prints_status_json(tmp_path: Path) -> None:
 def test_probe_ready_file(tmp_path: Path) -> None:
     probe_env = {"BOOTSTRAP_RUN_DIR": str(tmp_path), "BOOTSTRAP_CONFIG": str(tmp_path / "not-read.yaml")}
     assert run_bootstrap("probe", env=probe_env).returncode == 1
-    status.write(str(tmp_path), "ready", fresh=True, pid=1, supervisor_pid=1)
+    rundir.write(str(tmp_path), "ready", fresh=True, pid=1, supervisor_pid=1)
     assert (tmp_path / "ready").exists()
     assert run_bootstrap("probe", env=probe_env).returncode == 0
     assert run_bootstrap("probe", "--ready", env=probe_env).returncode == 0
-    status.write(str(tmp_path), "stopping")
+    rundir.write(str(tmp_path), "stopping")
     assert run_bootstrap("probe", env=probe_env).returncode == 1
 
 
 def test_probe_startup_reads_ready_at(tmp_path: Path) -> None:
     probe_env = {"BOOTSTRAP_RUN_DIR": str(tmp_path)}
     assert run_bootstrap("probe", "--startup", env=probe_env).returncode == 1  # no status.json
-    status.write(str(tmp_path), "starting", fresh=True, pid=1)
+    rundir.write(str(tmp_path), "starting", fresh=True, pid=1)
     assert run_bootstrap("probe", "--startup", env=probe_env).returncode == 1
-    status.write(str(tmp_path), "ready")
-    status.write(str(tmp_path), "not_ready")  # ready once is enough
+    rundir.write(str(tmp_path), "ready")
+    rundir.write(str(tmp_path), "not_ready")  # ready once is enough
     assert json.loads((tmp_path / "status.json").read_text())["ready_at"]
     assert run_bootstrap("probe", "--startup", env=probe_env).returncode == 0
 
@@ -142,15 +144,15 @@ def test_probe_live_checks_both_pids(tmp_path: Path) -> None:
     dead.wait()
     try:
         assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1  # no status.json
-        status.write(str(tmp_path), "starting", fresh=True, pid=alive.pid, supervisor_pid=os.getpid())
+        rundir.write(str(tmp_path), "starting", fresh=True, pid=alive.pid, supervisor_pid=os.getpid())
         assert run_bootstrap("probe", "--live", env=probe_env).returncode == 0
-        status.write(str(tmp_path), "starting", fresh=True, pid=dead.pid, supervisor_pid=os.getpid())
+        rundir.write(str(tmp_path), "starting", fresh=True, pid=dead.pid, supervisor_pid=os.getpid())
         assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1
-        status.write(str(tmp_path), "starting", fresh=True, pid=alive.pid, supervisor_pid=dead.pid)
+        rundir.write(str(tmp_path), "starting", fresh=True, pid=alive.pid, supervisor_pid=dead.pid)
         assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1
-        status.write(str(tmp_path), "starting", fresh=True, pid=alive.pid)  # no supervisor_pid
+        rundir.write(str(tmp_path), "starting", fresh=True, pid=alive.pid)  # no supervisor_pid
         assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1
-        status.write(str(tmp_path), "exited", fresh=True, pid=alive.pid, supervisor_pid=os.getpid(), exit_code=0)
+        rundir.write(str(tmp_path), "exited", fresh=True, pid=alive.pid, supervisor_pid=os.getpid(), exit_code=0)
         assert run_bootstrap("probe", "--live", env=probe_env).returncode == 1
     finally:
         alive.kill()

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import configs, settings
-from bootstrap.actions import Action, Planner, apply
 from bootstrap.errors import EX_CONFIG, BootstrapError
-from bootstrap.settings import Settings
+from bootstrap.pid1 import configs
+from bootstrap.pid1.actions import Action, Planner, apply
+from bootstrap.settings import resolve
+from bootstrap.settings.table import Settings
 from tests.conftest import write_file
 
 
@@ -34,7 +35,7 @@ def home(tmp_path: Path) -> Path:
 def load(home: Path, env: str = "dev", yaml: str = "") -> Settings:
     config = home.parent / "bootstrap.yaml"
     config.write_text(yaml)
-    return settings.load({"APP_NAME": "orders", "APP_ENV": env, "APP_HOME": str(home),
+    return resolve.load({"APP_NAME": "orders", "APP_ENV": env, "APP_HOME": str(home),
                           "BOOTSTRAP_CONFIG": str(config)})
 
 

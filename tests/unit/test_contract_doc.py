@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import settings
-from bootstrap.record import MISSING
+from bootstrap.frozen import MISSING
+from bootstrap.settings import fields, parsers, table
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 START, END = "<!-- settings-tables", "<!-- end settings-tables -->"
@@ -40,11 +40,11 @@ def settings_file_keys() -> set[str]:
     return set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.M))
 
 
-def doc_default(row: settings.Setting) -> str:
+def doc_default(row: fields.Setting) -> str:
     """How the document writes a row's default."""
     value = row.default
     if row.name == "config_file":  # None in the record: read from DEFAULT_CONFIG when it exists
-        return settings.DEFAULT_CONFIG
+        return parsers.DEFAULT_CONFIG
     if value is None or value == ():
         return "—"
     if row.name == "stop_signal":
@@ -56,11 +56,11 @@ def doc_default(row: settings.Setting) -> str:
     return f"$APP_HOME/{value}" if row.home_relative else str(value)
 
 
-ENV_ROWS = [row for row in settings.SETTINGS if row.env]
+ENV_ROWS = [row for row in table.SETTINGS if row.env]
 
 
 @pytest.mark.parametrize("row", ENV_ROWS, ids=lambda r: r.env)
-def test_every_variable_is_documented_with_its_key_and_default(row: settings.Setting) -> None:
+def test_every_variable_is_documented_with_its_key_and_default(row: fields.Setting) -> None:
     documented = documented_rows()
     assert row.env in documented, f"{row.env} is a setting but {CONTRACT.name} does not document it"
     cells = documented[row.env]
@@ -80,11 +80,11 @@ def test_no_documented_variable_is_unknown() -> None:
 
 
 def test_file_only_settings_are_documented() -> None:
-    file_only = {row.key for row in settings.SETTINGS if row.key and not row.env}
+    file_only = {row.key for row in table.SETTINGS if row.key and not row.env}
     assert file_only and file_only == settings_file_keys()
 
 
 def test_aliases_are_documented() -> None:
     app_env = documented_rows()["APP_ENV"][-1]
-    for alias, env in settings.ENV_ALIASES.items():
+    for alias, env in parsers.ENV_ALIASES.items():
         assert f"`{alias}`" in app_env and f"`{env}`" in app_env, f"alias {alias} → {env} missing from APP_ENV's row"

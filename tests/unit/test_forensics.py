@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from bootstrap import forensics, jvm
-from bootstrap.cgroups import Limits
+from bootstrap.pid1 import forensics, jvm
+from bootstrap.pid1.cgroups import Limits
 
 STAMP = "20260101T000000000Z"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import jvm
-from bootstrap.cgroups import Limits
+from bootstrap.pid1 import jvm
+from bootstrap.pid1.cgroups import Limits
 
 MiB = 1 << 20
 GiB = 1 << 30

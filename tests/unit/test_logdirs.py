@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import logdirs, netinfo, settings, setup
-from bootstrap.actions import apply
 from bootstrap.errors import EX_CONFIG, BootstrapError
-from bootstrap.settings import Settings
+from bootstrap.pid1 import logdirs, netinfo
+from bootstrap.pid1.actions import apply
+from bootstrap.pid1.plan import SetupPlan, make_plan
+from bootstrap.settings import resolve
+from bootstrap.settings.table import Settings
 from tests.conftest import app_tree, require_root, write_file
 
 
@@ -23,11 +25,11 @@ def environ(tmp_path: Path) -> dict[str, str]:
 
 def load(environ: dict[str, str], yaml: str = "") -> Settings:
     Path(environ["BOOTSTRAP_CONFIG"]).write_text(yaml)
-    return settings.load(environ)
+    return resolve.load(environ)
 
 
-def run_setup(environ: dict[str, str], yaml: str = "") -> setup.SetupPlan:
-    plan = setup.make_plan(load(environ, yaml))
+def run_setup(environ: dict[str, str], yaml: str = "") -> SetupPlan:
+    plan = make_plan(load(environ, yaml))
     apply(plan.actions)
     return plan
 
@@ -35,7 +37,7 @@ def run_setup(environ: dict[str, str], yaml: str = "") -> setup.SetupPlan:
 def setup_error(environ: dict[str, str], yaml: str = "") -> BootstrapError:
     s = load(environ, yaml)
     with pytest.raises(BootstrapError) as info:
-        setup.make_plan(s)
+        make_plan(s)
     assert info.value.code == EX_CONFIG
     return info.value
 
@@ -120,7 +122,7 @@ def test_existing_directory_reused_and_appended(environ: dict[str, str], tmp_pat
 
 def test_second_setup_plans_nothing(environ: dict[str, str]) -> None:
     run_setup(environ, "log_links: [{path: var/log/tomcat, subdir: tomcat}]\n")
-    assert setup.make_plan(load(environ, "log_links: [{path: var/log/tomcat, subdir: tomcat}]\n")).actions == ()
+    assert make_plan(load(environ, "log_links: [{path: var/log/tomcat, subdir: tomcat}]\n")).actions == ()
 
 
 def test_log_link_real_directory_moved_aside(environ: dict[str, str], tmp_path: Path) -> None:
@@ -193,7 +195,7 @@ def test_plan_changes_nothing(environ: dict[str, str], tmp_path: Path) -> None:
     write_file(tmp_path / "app" / "logs" / "x.log", "x")
     s = load(environ, f"log_links: [{{path: {tmp_path}/var/log/t, subdir: t}}]\n")
     before = sorted(str(p) for p in tmp_path.rglob("*"))
-    plan = setup.make_plan(s)
+    plan = make_plan(s)
     assert plan.actions
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 

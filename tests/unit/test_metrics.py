@@ -14,7 +14,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bootstrap import apptree, checkstats, logdir_stats, metrics, status
+from bootstrap import rundir
+from bootstrap.helpers import apptree, checkstats, logdir_stats, metrics
 from tests.conftest import wait_until
 
 
@@ -118,7 +119,7 @@ def make_run_dir(root: Path, app_pid: int) -> tuple[Path, Path]:
     stats.observe("http", 0.004, ok=True)
     stats.entered("ready", now=2.0)
     stats.save(now=0.0)
-    status.write(str(run), "ready", fresh=True, pid=app_pid, supervisor_pid=os.getpid())
+    rundir.write(str(run), "ready", fresh=True, pid=app_pid, supervisor_pid=os.getpid())
     return run, link
 
 
@@ -223,5 +224,5 @@ def test_jvm_version_from_environ_then_release_file(tmp_path: Path) -> None:
 
 
 def test_parse_iso_reads_status_times() -> None:
-    assert metrics.parse_iso(status.iso_time(1714557600.25)) == 1714557600.25
+    assert metrics.parse_iso(rundir.iso_time(1714557600.25)) == 1714557600.25
     assert metrics.parse_iso("garbage") is None and metrics.parse_iso(None) is None

@@ -1,4 +1,4 @@
-"""agent_http's server on a free 127.0.0.1 port, in a thread: probe codes follow status.probe,
+"""agent_http's server on a free 127.0.0.1 port, in a thread: probe codes follow rundir.probe,
 /status is the file, /metrics is Prometheus text from the collector."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import agent_http, status
-from bootstrap.settings import Settings
+from bootstrap import rundir
+from bootstrap.helpers import http_endpoint
+from bootstrap.settings.table import Settings
 from tests.conftest import http_get
 
 
@@ -30,7 +31,7 @@ def served(tmp_path: Path, app: subprocess.Popen[bytes]) -> Iterator[tuple[int, 
     settings = Settings(app_name="demo", app_env="qa", env="qa", app_home=str(tmp_path), conf_source=str(tmp_path),
                         conf_target=str(tmp_path / "conf"), log_root=str(tmp_path), log_dir="{app}",
                         log_link=str(tmp_path / "logs"), run_dir=str(run), http_port=0)
-    server = agent_http.AgentServer(("127.0.0.1", 0), settings, app.pid)
+    server = http_endpoint.AgentServer(("127.0.0.1", 0), settings, app.pid)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1], run
@@ -41,15 +42,15 @@ def served(tmp_path: Path, app: subprocess.Popen[bytes]) -> Iterator[tuple[int, 
 def test_probes_follow_the_run_dir(served: tuple[int, Path], app: subprocess.Popen[bytes]) -> None:
     port, run = served
     assert [http_get(port, p)[0] for p in ("/ready", "/live", "/startup", "/status")] == [503, 503, 503, 503]
-    status.write(str(run), "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
+    rundir.write(str(run), "starting", fresh=True, pid=app.pid, supervisor_pid=os.getpid())
     assert [http_get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [503, 200, 503]
-    status.write(str(run), "ready")
+    rundir.write(str(run), "ready")
     assert [http_get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [200, 200, 200]
-    status.write(str(run), "stopping")
+    rundir.write(str(run), "stopping")
     assert [http_get(port, p)[0] for p in ("/ready", "/live", "/startup")] == [503, 200, 200]
     code, body, kind = http_get(port, "/status")
     assert code == 200 and kind == "application/json" and body == (run / "status.json").read_bytes()
-    status.write(str(run), "exited", exit_code=0)
+    rundir.write(str(run), "exited", exit_code=0)
     assert http_get(port, "/live")[0] == 503
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bootstrap import metrics, netdev
+from bootstrap.helpers import metrics, netdev
 
 SAMPLE = """\
 Inter-|   Receive                                                |  Transmit

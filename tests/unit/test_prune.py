@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import loglock
 from bootstrap.errors import UsageError
-from bootstrap.prune import ROTATED, Options, escape, run_pass
-from bootstrap.prune_cli import parse, parse_size
+from bootstrap.node.cli import parse, parse_size
+from bootstrap.node.prune import ROTATED, Options, escape, run_pass
+from bootstrap.pid1 import loglock
 from tests.conftest import BOOTSTRAP, modules_after, wait_until
 
 DAY = 86400
@@ -224,8 +224,8 @@ def test_a_symlink_in_place_of_the_lock_is_one_warning(tmp_path: Path, capfd: py
 
 
 def test_run_path_loads_the_lock_but_never_the_pruner() -> None:
-    assert modules_after("import bootstrap.cli, bootstrap.loglock, bootstrap.setup, bootstrap.supervisor",
-                         ("bootstrap.prune", "bootstrap.prune_cli", "dataclasses", "typing", "gzip", "shutil",
+    assert modules_after("import bootstrap.cli, bootstrap.pid1.loglock, bootstrap.pid1.plan, bootstrap.pid1.supervisor",
+                         ("bootstrap.node.prune", "bootstrap.node.cli", "dataclasses", "typing", "gzip", "shutil",
                           "prometheus_client")) == []
 
 
@@ -233,8 +233,8 @@ def test_dashboard_uses_only_metrics_the_pruner_exports() -> None:
     import json
     import re
 
-    from bootstrap.prune import Report
-    from bootstrap.prune_cli import Metrics
+    from bootstrap.node.cli import Metrics
+    from bootstrap.node.prune import Report
 
     metrics = Metrics(Options("/data/logs", max_bytes=10), node="node-1")
     metrics.add(Report(freed_bytes=5, removed_dirs=1, live_dirs=2, root_bytes=9))

@@ -13,10 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bootstrap import readiness
-from bootstrap.settings import ReadyChecks
-from bootstrap.readiness import DirWatch, LogCheck, LogFollower, check_cmd, check_http, check_tcp
-from bootstrap.supervisor import log_origin
+from bootstrap.helpers import readiness
+from bootstrap.helpers.readiness import DirWatch, LogCheck, LogFollower, check_cmd, check_http, check_tcp
+from bootstrap.pid1.supervisor import log_origin
+from bootstrap.settings.table import ReadyChecks
 from tests.conftest import free_port, wait_until
 
 PATTERN = r"Server startup in \d+ ms"

@@ -1,10 +1,9 @@
-"""bootstrap.record.frozen: the dataclass-like records PID 1 uses instead of importing dataclasses."""
+"""bootstrap.frozen.frozen: the dataclass-like records PID 1 uses instead of importing dataclasses."""
 from __future__ import annotations
-
 
 import pytest
 
-from bootstrap.record import FrozenInstanceError, asdict, frozen, replace
+from bootstrap.frozen import FrozenInstanceError, asdict, frozen, replace
 from tests.conftest import modules_after
 
 
@@ -62,5 +61,5 @@ def test_replace_and_asdict() -> None:
 
 def test_pid1_path_never_imports_dataclasses_or_typing() -> None:
     """The reason record.py exists: PID 1's start-up budget (bench/run.py)."""
-    assert modules_after("import bootstrap.cli, bootstrap.settings, bootstrap.setup, bootstrap.supervisor",
+    assert modules_after("import bootstrap.cli, bootstrap.settings, bootstrap.pid1.plan, bootstrap.pid1.supervisor",
                          ("dataclasses", "typing", "yaml", "psutil", "requests", "watchdog", "prometheus_client")) == []

@@ -1,4 +1,4 @@
-"""settings.load: defaults < YAML < environment, validation, APP_ENV matching. Real files in tmp_path."""
+"""resolve.load: defaults < YAML < environment, validation, APP_ENV matching. Real files in tmp_path."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import settings
 from bootstrap.errors import EX_CONFIG, EX_USAGE, BootstrapError
-from bootstrap.settings import Link, LogLink, ReadyChecks
+from bootstrap.settings import parsers, resolve
+from bootstrap.settings.parsers import Link, LogLink
+from bootstrap.settings.table import ReadyChecks
 
 
 def make_home(root: Path, envs: tuple[str, ...] = ("dev", "qa", "prod")) -> Path:
@@ -37,7 +38,7 @@ def write_yaml(environ: dict[str, str], text: str) -> None:
 
 def error_of(environ: dict[str, str]) -> BootstrapError:
     with pytest.raises(BootstrapError) as info:
-        settings.load(environ)
+        resolve.load(environ)
     return info.value
 
 
@@ -45,7 +46,7 @@ def error_of(environ: dict[str, str]) -> BootstrapError:
 
 
 def test_defaults(environ: dict[str, str]) -> None:
-    s = settings.load(environ)
+    s = resolve.load(environ)
     home = environ["APP_HOME"]
     assert (s.app_name, s.app_env, s.env) == ("orders", "dev", "dev")
     assert s.conf_source == f"{home}/conf.d"
@@ -61,25 +62,25 @@ def test_defaults(environ: dict[str, str]) -> None:
 
 
 def test_settings_are_frozen(environ: dict[str, str]) -> None:
-    s = settings.load(environ)
+    s = resolve.load(environ)
     with pytest.raises(AttributeError):
         s.app_name = "other"  # type: ignore[misc]
 
 
 def test_default_config_path_missing_means_defaults(environ: dict[str, str], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings, "DEFAULT_CONFIG", str(tmp_path / "absent.yaml"))
+    monkeypatch.setattr(resolve, "DEFAULT_CONFIG", str(tmp_path / "absent.yaml"))
     del environ["BOOTSTRAP_CONFIG"]
-    assert settings.load(environ).config_file is None
+    assert resolve.load(environ).config_file is None
 
 
 def test_default_config_path_is_read_when_present(environ: dict[str, str], tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     default = tmp_path / "etc-bootstrap.yaml"
     default.write_text("stop_timeout: 7\n")
-    monkeypatch.setattr(settings, "DEFAULT_CONFIG", str(default))
+    monkeypatch.setattr(resolve, "DEFAULT_CONFIG", str(default))
     del environ["BOOTSTRAP_CONFIG"]
-    s = settings.load(environ)
+    s = resolve.load(environ)
     assert (s.stop_timeout, s.config_file) == (7.0, str(default))
 
 
@@ -112,7 +113,7 @@ links:
 log_links:
   - {{path: /var/log/tomcat10, subdir: tomcat}}
 """)
-    s = settings.load(environ)
+    s = resolve.load(environ)
     home = environ["APP_HOME"]
     assert s.conf_target == f"{home}/etc/conf"
     assert (s.log_root, s.log_dir, s.log_link) == (f"{tmp_path}/logs", "{app}/{env}/{ip}", f"{home}/var/log")
@@ -130,7 +131,7 @@ log_links:
 def test_environment_wins_over_yaml(environ: dict[str, str]) -> None:
     write_yaml(environ, "app_name: fromyaml\nstop_timeout: 10\nready: {tcp: 8080, timeout: 5}\n")
     environ.update(BOOTSTRAP_STOP_TIMEOUT="20", BOOTSTRAP_READY_TCP="db:5432")
-    s = settings.load(environ)
+    s = resolve.load(environ)
     assert (s.app_name, s.stop_timeout) == ("orders", 20.0)
     assert (s.ready.tcp, s.ready.timeout) == (("db", 5432), 5.0)
 
@@ -138,38 +139,38 @@ def test_environment_wins_over_yaml(environ: dict[str, str]) -> None:
 def test_empty_environment_value_means_unset(environ: dict[str, str]) -> None:
     write_yaml(environ, "stop_timeout: 10\n")
     environ["BOOTSTRAP_STOP_TIMEOUT"] = ""
-    assert settings.load(environ).stop_timeout == 10.0
+    assert resolve.load(environ).stop_timeout == 10.0
 
 
 def test_app_name_and_env_may_come_from_yaml(environ: dict[str, str]) -> None:
     write_yaml(environ, "app_name: billing\napp_env: QA\n")
     del environ["APP_NAME"], environ["APP_ENV"]
-    s = settings.load(environ)
+    s = resolve.load(environ)
     assert (s.app_name, s.app_env, s.env) == ("billing", "QA", "qa")
 
 
 def test_empty_yaml_file_is_valid(environ: dict[str, str]) -> None:
     write_yaml(environ, "# only a comment\n")
-    assert settings.load(environ).stop_timeout == 30.0
+    assert resolve.load(environ).stop_timeout == 30.0
 
 
 def test_start_exec_form(environ: dict[str, str]) -> None:
     write_yaml(environ, "start: [java, -jar, /app/app.jar]\n")
-    assert settings.load(environ).start == ("java", "-jar", "/app/app.jar")
+    assert resolve.load(environ).start == ("java", "-jar", "/app/app.jar")
 
 
 def test_absolute_conf_source_may_be_anywhere(environ: dict[str, str], tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "prod").mkdir(parents=True)
     environ.update(BOOTSTRAP_CONF_SOURCE=str(elsewhere), APP_ENV="prod")
-    s = settings.load(environ)
+    s = resolve.load(environ)
     assert (s.conf_source, s.env) == (str(elsewhere), "prod")
 
 
 @pytest.mark.parametrize("value", ["TERM", "SIGTERM", "15", "term", "sigterm"])
 def test_stop_signal_forms(environ: dict[str, str], value: str) -> None:
     environ["BOOTSTRAP_STOP_SIGNAL"] = value
-    assert settings.load(environ).stop_signal == signal.SIGTERM
+    assert resolve.load(environ).stop_signal == signal.SIGTERM
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -179,33 +180,33 @@ def test_stop_signal_forms(environ: dict[str, str], value: str) -> None:
 ])
 def test_ready_tcp_forms(environ: dict[str, str], value: str, expected: tuple[str, int]) -> None:
     environ["BOOTSTRAP_READY_TCP"] = value
-    assert settings.load(environ).ready.tcp == expected
+    assert resolve.load(environ).ready.tcp == expected
 
 
 def test_exit_remap_and_remap(environ: dict[str, str]) -> None:
     environ["BOOTSTRAP_EXIT_REMAP"] = "143=0, 130=0"
-    s = settings.load(environ)
+    s = resolve.load(environ)
     assert s.exit_remap == ((130, 0), (143, 0))
     assert (s.remap(143), s.remap(130), s.remap(1)) == (0, 0, 1)
 
 
 def test_ready_cmd_is_split_with_shlex(environ: dict[str, str]) -> None:
     environ["BOOTSTRAP_READY_CMD"] = "sh -c 'test -f /tmp/x'"
-    assert settings.load(environ).ready.cmd == ("sh", "-c", "test -f /tmp/x")
+    assert resolve.load(environ).ready.cmd == ("sh", "-c", "test -f /tmp/x")
 
 
 def test_downward_api_values(environ: dict[str, str]) -> None:
     environ.update(POD_IP="10.1.2.3", POD_NAME="orders-7d9", POD_NAMESPACE="shop", NODE_NAME="node-1")
-    s = settings.load(environ)
+    s = resolve.load(environ)
     assert (s.pod_ip, s.pod, s.namespace, s.node) == ("10.1.2.3", "orders-7d9", "shop", "node-1")
 
 
 def test_no_yaml_import_without_settings_file(environ: dict[str, str], tmp_path: Path) -> None:
     """PID 1 imports only the standard library: with no settings file, yaml stays unimported."""
     del environ["BOOTSTRAP_CONFIG"]
-    code = ("import sys, json\nfrom bootstrap import settings\n"
-            f"settings.DEFAULT_CONFIG = {str(tmp_path / 'absent.yaml')!r}\n"
-            "settings.load(json.loads(sys.argv[1]))\n"
+    code = ("import sys, json\nfrom bootstrap.settings import resolve\n"
+            f"resolve.DEFAULT_CONFIG = {str(tmp_path / 'absent.yaml')!r}\n"
+            "resolve.load(json.loads(sys.argv[1]))\n"
             "assert 'yaml' not in sys.modules, 'yaml was imported'\n")
     subprocess.run([sys.executable, "-c", code, json.dumps(environ)], check=True,
                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
@@ -221,8 +222,8 @@ def test_json_settings_file_skips_the_yaml_parser(environ: dict[str, str], tmp_p
     """dockerfile-gen writes bootstrap.yaml as JSON (which is YAML): PID 1 reads it without yaml."""
     Path(environ["BOOTSTRAP_CONFIG"]).write_text(text)
     del environ["APP_NAME"]  # from the file, then
-    code = ("import sys, json\nfrom bootstrap import settings\n"
-            "s = settings.load(json.loads(sys.argv[1]))\n"
+    code = ("import sys, json\nfrom bootstrap.settings import resolve\n"
+            "s = resolve.load(json.loads(sys.argv[1]))\n"
             "assert (s.app_name, s.ready.tcp, s.start) == ('billing', ('127.0.0.1', 8080), ('java', '-jar', 'b.jar'))\n"
             "print('yaml' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(environ)], check=True, capture_output=True,
@@ -236,7 +237,7 @@ def test_json_settings_file_skips_the_yaml_parser(environ: dict[str, str], tmp_p
 @pytest.mark.parametrize("name", ["a", "orders", "order-service.v2", "a_b", "x" * 63, "0abc9"])
 def test_good_app_names(environ: dict[str, str], name: str) -> None:
     environ["APP_NAME"] = name
-    assert settings.load(environ).app_name == name
+    assert resolve.load(environ).app_name == name
 
 
 @pytest.mark.parametrize("name", ["Orders", "-orders", "orders-", "orders.", "x" * 64, "a/b", "a b", "über"])
@@ -253,7 +254,7 @@ def test_bad_app_names(environ: dict[str, str], name: str) -> None:
 ])
 def test_app_env_case_and_aliases(environ: dict[str, str], value: str, expected: str) -> None:
     environ["APP_ENV"] = value
-    s = settings.load(environ)
+    s = resolve.load(environ)
     assert (s.app_env, s.env) == (value, expected)
 
 
@@ -261,10 +262,10 @@ def test_app_env_matches_directory_spelled_differently(tmp_path: Path) -> None:
     """The directory name is what {env} becomes, whatever case or alias APP_ENV used."""
     home = tmp_path / "app"
     (home / "conf.d" / "PROD").mkdir(parents=True)
-    assert settings.load({"APP_NAME": "a", "APP_ENV": "prd", "APP_HOME": str(home)}).env == "PROD"
+    assert resolve.load({"APP_NAME": "a", "APP_ENV": "prd", "APP_HOME": str(home)}).env == "PROD"
     home2 = tmp_path / "app2"
     (home2 / "conf.d" / "production").mkdir(parents=True)
-    assert settings.load({"APP_NAME": "a", "APP_ENV": "prod", "APP_HOME": str(home2)}).env == "production"
+    assert resolve.load({"APP_NAME": "a", "APP_ENV": "prod", "APP_HOME": str(home2)}).env == "production"
 
 
 def test_unknown_app_env_lists_available(environ: dict[str, str]) -> None:
@@ -365,7 +366,7 @@ def test_log_dir_error_lists_allowed_placeholders(environ: dict[str, str]) -> No
     environ["BOOTSTRAP_LOG_DIR"] = "{app}/{container}"
     message = str(error_of(environ))
     assert "{container}" in message
-    for name in settings.LOG_PLACEHOLDERS:
+    for name in parsers.LOG_PLACEHOLDERS:
         assert "{%s}" % name in message
 
 
@@ -434,10 +435,10 @@ def test_bad_list_keys(environ: dict[str, str], text: str) -> None:
 
 
 def test_require_command(environ: dict[str, str]) -> None:
-    s = settings.load(environ)
-    assert settings.require_command(s, ["java"]) == ("java",)
+    s = resolve.load(environ)
+    assert resolve.require_command(s, ["java"]) == ("java",)
     with pytest.raises(BootstrapError) as info:
-        settings.require_command(s, [])
+        resolve.require_command(s, [])
     assert info.value.code == EX_USAGE
 
 
@@ -450,15 +451,15 @@ def test_run_dir_from_reads_only_its_variable() -> None:
 
 def test_relative_log_links_path_is_under_app_home(environ: dict[str, str]) -> None:
     write_yaml(environ, "log_links: [{path: var/log/tomcat, subdir: tomcat}]\n")
-    assert settings.load(environ).log_links == (LogLink(f"{environ['APP_HOME']}/var/log/tomcat", "tomcat"),)
+    assert resolve.load(environ).log_links == (LogLink(f"{environ['APP_HOME']}/var/log/tomcat", "tomcat"),)
 
 
 def test_jvm_defaults_to_auto_and_takes_off(environ: dict[str, str]) -> None:
-    assert settings.load(environ).jvm == "auto"
-    assert settings.load({**environ, "BOOTSTRAP_JVM": "OFF"}).jvm == "off"
+    assert resolve.load(environ).jvm == "auto"
+    assert resolve.load({**environ, "BOOTSTRAP_JVM": "OFF"}).jvm == "off"
     write_yaml(environ, "jvm: off\n")
-    assert settings.load(environ).jvm == "off"
-    assert settings.load({**environ, "BOOTSTRAP_JVM": "auto"}).jvm == "auto"  # the environment wins
+    assert resolve.load(environ).jvm == "off"
+    assert resolve.load({**environ, "BOOTSTRAP_JVM": "auto"}).jvm == "auto"  # the environment wins
 
 
 def test_jvm_rejects_anything_else_naming_the_variable(environ: dict[str, str]) -> None:

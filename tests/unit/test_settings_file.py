@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import log, settings_file
+from bootstrap import log
 from bootstrap.errors import BootstrapError
-from bootstrap.settings import parse_ip
+from bootstrap.settings import bounded
+from bootstrap.settings.parsers import parse_ip
 
 
 def read(tmp_path: Path, content: bytes) -> object:
     path = tmp_path / "bootstrap.yaml"
     path.write_bytes(content)
-    return settings_file.read(str(path))
+    return bounded.read(str(path))
 
 
 def test_json_and_yaml_within_the_bounds(tmp_path: Path) -> None:
@@ -31,10 +32,10 @@ def test_json_and_yaml_within_the_bounds(tmp_path: Path) -> None:
     assert read(tmp_path, b"  \n") is None
 
 
-def test_json_keeps_yaml_out_of_pid1(tmp_path: Path) -> None:
+def test_json_keeps_yaml_out_of_pid1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    sys.modules.pop("yaml", None)
+    monkeypatch.delitem(sys.modules, "yaml", raising=False)  # restored after: later tests use yaml
     assert read(tmp_path, b'{"app_name": "demo", "http_port": 8080}') == {"app_name": "demo", "http_port": 8080}
     assert "yaml" not in sys.modules
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from bootstrap import settings
 from bootstrap.errors import EX_CONFIG, SettingError
-from bootstrap.settings import Link, LogLink, ReadyChecks, Settings
+from bootstrap.settings import fields, parsers, resolve, table
+from bootstrap.settings.parsers import Link, LogLink
+from bootstrap.settings.table import ReadyChecks, Settings
 
-PACKAGE = Path(settings.__file__).parent
+PACKAGE = Path(table.__file__).parents[1]
 
 # One valid value per row: (as the environment gives it, as YAML/JSON gives it, the loaded value).
 # The loaded value of a home-relative path is relative to APP_HOME (filled in by the test).
@@ -65,8 +66,8 @@ SAMPLES: dict[str, tuple[str | None, Any, Any]] = {
 PAIRED = {"ready.log": ("ready.pattern", "Started"), "ready.pattern": ("ready.log", "logs/a.log")}
 
 
-def sample_name(row: settings.Setting) -> str:
-    return f"ready.{row.name}" if row in settings.READY_ROWS else row.name
+def sample_name(row: fields.Setting) -> str:
+    return f"ready.{row.name}" if row in table.READY_ROWS else row.name
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def load(home: Path, tmp_path: Path, env: dict[str, str], data: dict[str, Any]) 
     config = tmp_path / "bootstrap.json"
     # the required settings come from the file, so that a row's sample can override them either way
     config.write_text(json.dumps({"app_name": "orders", "app_env": "dev", **data}))  # JSON is YAML too
-    return settings.load({"APP_HOME": str(home), "BOOTSTRAP_CONFIG": str(config), **env})
+    return resolve.load({"APP_HOME": str(home), "BOOTSTRAP_CONFIG": str(config), **env})
 
 
 def value_of(s: Settings, name: str) -> Any:
@@ -98,24 +99,24 @@ def expected(home: Path, value: Any) -> Any:
 
 
 def test_every_row_has_a_sample() -> None:
-    assert sorted(SAMPLES) == sorted(sample_name(row) for row in settings.SETTINGS)
+    assert sorted(SAMPLES) == sorted(sample_name(row) for row in table.SETTINGS)
 
 
-@pytest.mark.parametrize("row", settings.SETTINGS, ids=sample_name)
-def test_each_row_loads_from_environment_and_file(row: settings.Setting, home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("row", table.SETTINGS, ids=sample_name)
+def test_each_row_loads_from_environment_and_file(row: fields.Setting, home: Path, tmp_path: Path) -> None:
     name = sample_name(row)
     env_text, yaml_value, loaded = SAMPLES[name]
     if name == "user":  # a uid from YAML is an int; it is loaded as its text
         loaded = "1000:1000"
     partner = PAIRED.get(name)
-    extra_env = {settings.READY_ROWS[settings.READY_KEYS.index(partner[0][6:])].env or "": partner[1]} if partner else {}
+    extra_env = {table.READY_ROWS[table.READY_KEYS.index(partner[0][6:])].env or "": partner[1]} if partner else {}
     extra_yaml = {"ready": {partner[0][6:]: partner[1]}} if partner else {}
     if row.env and env_text is not None:
         s = load(home, tmp_path, {row.env: env_text, **extra_env}, {})
         assert value_of(s, name) == expected(home, loaded)
     if row.key and yaml_value is not None:
         data: dict[str, Any] = {}
-        if row in settings.READY_ROWS:
+        if row in table.READY_ROWS:
             data["ready"] = {row.name: yaml_value, **extra_yaml.get("ready", {})}
         else:
             data[row.name] = yaml_value
@@ -133,55 +134,55 @@ def test_each_row_loads_from_environment_and_file(row: settings.Setting, home: P
 
 def test_defaults_are_the_table_defaults(home: Path, tmp_path: Path) -> None:
     s = load(home, tmp_path, {}, {})
-    for row in settings.SETTINGS:
+    for row in table.SETTINGS:
         if row.required or row.name in ("app_home", "config_file"):
             continue
         default = row.default
         if row.home_relative and default is not None:
             default = f"{home}/{default}"
-        owner: Any = s.ready if row in settings.READY_ROWS else s
+        owner: Any = s.ready if row in table.READY_ROWS else s
         assert getattr(owner, row.name) == default, row
 
 
 def test_record_defaults_come_from_the_table() -> None:
     bare = Settings(app_name="a", app_env="b", env="b")
-    for row in settings.SETTING_ROWS:
+    for row in table.SETTING_ROWS:
         if not row.required:
             assert getattr(bare, row.name) == row.default
-    assert ReadyChecks() == ReadyChecks(**{row.name: row.default for row in settings.READY_ROWS})
-    assert ReadyChecks().timeout == settings.DEFAULT_READY_TIMEOUT == 300.0
+    assert ReadyChecks() == ReadyChecks(**{row.name: row.default for row in table.READY_ROWS})
+    assert ReadyChecks().timeout == parsers.DEFAULT_READY_TIMEOUT == 300.0
 
 
 def test_rows_are_complete_and_named_by_convention() -> None:
-    for row in settings.SETTINGS:
+    for row in table.SETTINGS:
         assert row.doc and row.allowed and (row.env or row.key), row
         if row.env and row.key:  # BOOTSTRAP_<KEY>, or APP_<...> for the app's own variables
             assert row.env.lower() in (row.key.replace(".", "_"), "bootstrap_" + row.key.replace(".", "_")), row
-    envs = [row.env for row in settings.SETTINGS if row.env]
+    envs = [row.env for row in table.SETTINGS if row.env]
     assert len(envs) == len(set(envs))
 
 
 def test_every_variable_is_written_out_in_the_package() -> None:
     """`grep BOOTSTRAP_READY_TIMEOUT bootstrap/` finds the row: no name is built at run time."""
-    source = "\n".join(p.read_text() for p in PACKAGE.glob("*.py"))
-    for row in settings.SETTINGS:
+    source = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
+    for row in table.SETTINGS:
         if row.env:
             assert f'"{row.env}"' in source, row.env
     assert not re.search(r"(BOOTSTRAP|APP)_[A-Z_]*\{", source)  # e.g. f"BOOTSTRAP_READY_{key.upper()}"
 
 
 def test_setting_row_lookup() -> None:
-    assert settings.setting_row("ready.timeout").env == "BOOTSTRAP_READY_TIMEOUT"
-    assert settings.setting_row("stop_timeout").env == "BOOTSTRAP_STOP_TIMEOUT"
-    assert settings.setting_row("pod_ip").env == "POD_IP"
+    assert table.setting_row("ready.timeout").env == "BOOTSTRAP_READY_TIMEOUT"
+    assert table.setting_row("stop_timeout").env == "BOOTSTRAP_STOP_TIMEOUT"
+    assert table.setting_row("pod_ip").env == "POD_IP"
     for missing in ("timeout", "ready", "nope"):
         with pytest.raises(KeyError):
-            settings.setting_row(missing)
+            table.setting_row(missing)
 
 
 def test_yaml_keys_are_the_table() -> None:
-    assert settings.YAML_KEYS == {row.key for row in settings.SETTING_ROWS if row.key} | {"ready"}
-    assert settings.READY_KEYS == ("tcp", "http", "log", "pattern", "cmd", "timeout", "period")
+    assert table.YAML_KEYS == {row.key for row in table.SETTING_ROWS if row.key} | {"ready"}
+    assert table.READY_KEYS == ("tcp", "http", "log", "pattern", "cmd", "timeout", "period")
 
 
 # --- the rules dockerfile-gen shares ---------------------------------------------------------
@@ -192,9 +193,9 @@ def test_yaml_keys_are_the_table() -> None:
 def test_app_name_rule_is_its_pattern(name: str) -> None:
     """parse_app_name checks APP_NAME_PATTERN without re (on the stripped text, like every value);
     the pattern is what the chart and the docs use."""
-    matches = re.fullmatch(settings.APP_NAME_PATTERN.strip("^$"), name.strip()) is not None
+    matches = re.fullmatch(parsers.APP_NAME_PATTERN.strip("^$"), name.strip()) is not None
     try:
-        settings.parse_app_name(name, "name")
+        parsers.parse_app_name(name, "name")
         accepted = True
     except SettingError as exc:
         accepted = False
@@ -209,10 +210,10 @@ def test_app_name_rule_is_its_pattern(name: str) -> None:
 ])
 def test_parse_user(value: Any, ok: bool) -> None:
     if ok:
-        assert settings.parse_user(value, "user") == str(value)
+        assert parsers.parse_user(value, "user") == str(value)
     else:
         with pytest.raises(SettingError) as info:
-            settings.parse_user(value, "user")
+            parsers.parse_user(value, "user")
         assert info.value.field == "user" and "uid[:gid]" in info.value.reason
         assert str(info.value) == f"user={value!r} is invalid: {info.value.reason}"
 
@@ -220,12 +221,12 @@ def test_parse_user(value: Any, ok: bool) -> None:
 @pytest.mark.parametrize(("name", "env"), [("prod", "prod"), ("Production", "prod"), ("PRD", "prod"),
                                            ("development", "dev"), ("QA", "qa"), ("staging", "staging")])
 def test_canonical_env(name: str, env: str) -> None:
-    assert settings.canonical_env(name) == env
+    assert parsers.canonical_env(name) == env
 
 
 def test_parse_ready_defaults_and_values() -> None:
-    assert settings.parse_ready({}) == ReadyChecks(timeout=300.0, period=10.0)
-    ready = settings.parse_ready({"tcp": 8080, "http": "http://127.0.0.1:8080/h", "log": "logs/a.log",
+    assert table.parse_ready({}) == ReadyChecks(timeout=300.0, period=10.0)
+    ready = table.parse_ready({"tcp": 8080, "http": "http://127.0.0.1:8080/h", "log": "logs/a.log",
                                   "pattern": "Started", "cmd": ["true"], "timeout": 60, "period": 0})
     assert ready == ReadyChecks(tcp=("127.0.0.1", 8080), http="http://127.0.0.1:8080/h", log="logs/a.log",
                                 pattern="Started", cmd=("true",), timeout=60.0, period=0.0)
@@ -244,12 +245,12 @@ def test_parse_ready_defaults_and_values() -> None:
 ])
 def test_parse_ready_errors_name_the_field(value: Any, field: str, reason: str) -> None:
     with pytest.raises(SettingError) as info:
-        settings.parse_ready(value)
+        table.parse_ready(value)
     assert info.value.field == field and info.value.reason.startswith(reason)
     assert field in str(info.value) and "\n" not in str(info.value)
 
 
 def test_parse_ready_names_the_callers_field() -> None:
     with pytest.raises(SettingError) as info:
-        settings.parse_ready({"timeout": "x"}, "env_overrides.prod.ready")
+        table.parse_ready({"timeout": "x"}, "env_overrides.prod.ready")
     assert info.value.field == "env_overrides.prod.ready.timeout"

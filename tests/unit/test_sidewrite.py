@@ -1,4 +1,4 @@
-"""Side writes on a failing disk: status.write_atomic leaves nothing behind, journal lines are
+"""Side writes on a failing disk: rundir.write_atomic leaves nothing behind, journal lines are
 whole or absent, SideWrite logs once per outage and retries."""
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import logdirs, status
-from bootstrap.sidewrite import Journal, SideWrite
+from bootstrap import logdir, rundir
+from bootstrap.pid1 import logdirs
+from bootstrap.pid1.sidewrite import Journal, SideWrite
 
 
 def test_write_atomic_failure_leaves_the_old_file_and_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,13 +27,13 @@ def test_write_atomic_failure_leaves_the_old_file_and_no_temporary(tmp_path: Pat
     real_write = os.write
     monkeypatch.setattr(os, "write", short_then_full)
     with pytest.raises(OSError):
-        status.write_atomic(str(path), b"new content\n")
+        rundir.write_atomic(str(path), b"new content\n")
     monkeypatch.undo()
     assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]
 
 
 def test_append_lines_takes_a_short_write_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    journal = tmp_path / logdirs.RECORD_FILE
+    journal = tmp_path / logdir.RECORD_FILE
     journal.write_text('{"event": "start"}\n')
     real_write = os.write
 

@@ -1,0 +1,328 @@
+"""`jvm: auto`: JVM flags sized to the container, handed to the app in JAVA_TOOL_OPTIONS.
+
+The memory limit is split the way Paketo's memory calculator splits it (heap = limit minus
+metaspace, code cache, direct memory, thread stacks and headroom), but with budgets that scale
+with the limit and were checked by the benchmark (bench/jvm_memory.py: a real JVM under real
+cgroup limits, never killed by the kernel). Paketo's fixed 240 MiB code cache and 250 × 1 MiB of
+stacks leave no heap at all below 600 MiB.
+
+Forensics flags make an OutOfMemoryError end the JVM (a clean restart instead of a half-broken
+app), write a heap dump when the log root has room for one, and put hs_err files, the GC log and
+the VM's own output (thread dumps, the "Terminating due to java.lang.OutOfMemoryError" line)
+into the log directory, where `bootstrap.pid1.forensics` finds them at exit.
+
+A flag the user set (JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS, JAVA_OPTS, CATALINA_OPTS or the command
+line) wins and is never repeated; flags are compared by name, and -Xmx, -XX:MaxRAMPercentage,
+-XX:MaxRAM and -XX:MaxRAMFraction count as one. Standard library only: PID 1 runs this.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+
+from bootstrap.frozen import frozen
+from bootstrap.sizes import parse_jvm_size
+from bootstrap.pid1.cgroups import Limits
+
+MiB = 1 << 20
+# Budgets per memory limit; bench/jvm_memory.py checks them under real limits (docs/benchmarks.md).
+MIN_SIZED_LIMIT = 256 * MiB  # below this the JVM's own small-memory ergonomics are kept
+DEFAULT_STACK = 1 * MiB  # HotSpot's -Xss on 64-bit Linux
+THREADS_PER_MIB = 1 / 16  # assumed threads: one per 16 MiB of limit, 16 to 200
+MIN_THREADS, MAX_THREADS = 16, 200
+# (share of the limit, floor, cap). Metaspace is capped so that a class leak is an OutOfMemoryError
+# rather than a kernel kill; at least 64 MiB, which a small Spring Boot app needs.
+METASPACE = (1 / 12, 64 * MiB, 256 * MiB)
+CODE_CACHE = (1 / 20, 24 * MiB, 240 * MiB)  # HotSpot reserves 240 MiB; a service uses 20-60 MiB of it
+DIRECT = (1 / 32, 8 * MiB, 128 * MiB)
+# GC and JIT native memory, malloc arenas, libjvm and the CDS archive, and the agent itself
+HEADROOM = (0.03, 32 * MiB, 256 * MiB)
+HEAP_DUMP_MARGIN = 64 * MiB  # free space needed beyond the max heap before a dump is allowed
+HEAP_DUMPS_KEPT = 3  # newest heap dumps kept in the log dir, counting the one this run may write
+VM_LOGS_KEPT = 10  # newest jvm-*.log and hs_err-*.log files kept
+GC_LOG_FILES, GC_LOG_SIZE = 5, "10M"
+USER_SOURCES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "JAVA_OPTS", "CATALINA_OPTS")
+# -X shorthands and the -XX name they set
+SHORTHANDS = {"-Xmx": "MaxHeapSize", "-Xms": "InitialHeapSize", "-Xss": "ThreadStackSize", "-Xmn": "NewSize"}
+HEAP_GROUP = frozenset({"MaxHeapSize", "MaxRAMPercentage", "MaxRAMFraction", "MaxRAM", "MinRAMPercentage"})
+# characters that would split a JAVA_TOOL_OPTIONS word or end an -Xlog option early
+UNSAFE_PATH = frozenset(" \t\n\r'\"\\:,=")
+
+
+@frozen
+class JvmFlag:
+    flag: str
+    reason: str
+    skipped_for: str = ""  # the user's flag and where it was set, when that one wins
+
+
+@frozen
+class Budget:
+    limit: int
+    heap: int
+    metaspace: int
+    code_cache: int
+    direct: int
+    stack_size: int
+    threads: int
+    headroom: int
+
+
+@frozen
+class JvmPlan:
+    mode: str  # auto | off
+    limits: Limits
+    budget: Budget | None
+    flags: tuple[JvmFlag, ...]
+    java_tool_options: str  # the value the app gets; "" leaves the environment alone
+    log_dir: str
+    stamp: str  # names this run's files: heapdump-STAMP.hprof, hs_err-STAMP-*.log, jvm-STAMP-*.log
+    heap_dump: str | None  # where the dump goes; None when dumps are off
+    prune: tuple[str, ...]  # old dumps and VM logs removed at start
+
+
+def _clamp(limit: int, rule: tuple[float, int, int]) -> int:
+    share, floor, cap = rule
+    return max(floor, min(cap, int(limit * share))) // MiB * MiB
+
+
+def budget(limit: int, stack_size: int = DEFAULT_STACK) -> Budget | None:
+    """The split of a memory limit; None below MIN_SIZED_LIMIT."""
+    if limit < MIN_SIZED_LIMIT:
+        return None
+    threads = max(MIN_THREADS, min(MAX_THREADS, int(limit / MiB * THREADS_PER_MIB)))
+    metaspace, code_cache = _clamp(limit, METASPACE), _clamp(limit, CODE_CACHE)
+    direct, headroom = _clamp(limit, DIRECT), _clamp(limit, HEADROOM)
+    heap = (limit - metaspace - code_cache - direct - threads * stack_size - headroom) // MiB * MiB
+    if heap < limit // 4:  # a huge -Xss: never go below the JVM's own default share
+        return None
+    return Budget(limit, heap, metaspace, code_cache, direct, stack_size, threads, headroom)
+
+
+# --- the user's flags ------------------------------------------------------------------------
+
+
+def flag_name(word: str) -> str | None:
+    """The name a JVM option sets: -Xmx1g -> MaxHeapSize, -XX:+Foo / -XX:Foo=1 -> Foo,
+    -Xlog:gc*… / -Xloggc:… / -verbose:gc -> Xlog:gc. None for anything else."""
+    if word.startswith("-XX:"):
+        body = word[4:]
+        body = body[1:] if body[:1] in "+-" else body
+        return body.partition("=")[0] or None
+    for prefix, name in SHORTHANDS.items():
+        if word.startswith(prefix) and len(word) > len(prefix):
+            return name
+    if word.startswith("-Xloggc:") or word == "-verbose:gc":
+        return "Xlog:gc"
+    if word.startswith("-Xlog:"):
+        selectors = word[6:].partition(":")[0]
+        if any(s.split("*")[0].split("=")[0].split("+")[0] == "gc" for s in selectors.split(",")):
+            return "Xlog:gc"
+        return "Xlog:" + selectors
+    return None
+
+
+def user_flags(environ: Mapping[str, str], command: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """Name -> (the word as given, where it was set). A command such as `sh -c "exec java -Xmx1g …"`
+    is searched word by word too."""
+    found: dict[str, tuple[str, str]] = {}
+    sources = [(var, environ.get(var, "")) for var in USER_SOURCES]
+    sources.append(("the command", " ".join(command)))
+    for where, text in sources:
+        for word in text.split():
+            name = flag_name(word.strip("'\""))
+            if name and name not in found:
+                found[name] = (word, where)
+    return found
+
+
+def _value(word: str) -> str:
+    if word.startswith("-XX:"):
+        return word.partition("=")[2]
+    for prefix in SHORTHANDS:
+        if word.startswith(prefix):
+            return word[len(prefix):]
+    return ""
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    return f"{n // MiB}M"
+
+
+def stamp_now(now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now % 1 * 1000):03d}Z"
+
+
+def _old_files(log_dir: str, prefix: str, suffix: str, keep: int) -> list[str]:
+    """Files PREFIX*SUFFIX in the log dir beyond the newest `keep`, oldest first."""
+    found = []
+    try:
+        for entry in os.scandir(log_dir):
+            if entry.name.startswith(prefix) and entry.name.endswith(suffix) and entry.is_file(follow_symlinks=False):
+                found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name, entry.path))
+    except OSError:  # unreadable, or a file vanished meanwhile: prune nothing this time
+        return []
+    found.sort()
+    return [path for _, _, path in found[:max(0, len(found) - keep)]]
+
+
+def free_bytes(path: str) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def host_memory() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def make_plan(mode: str, limits: Limits, log_dir: str, log_root: str, environ: Mapping[str, str],
+              command: tuple[str, ...], stamp: str | None = None) -> JvmPlan:
+    stamp = stamp or stamp_now()
+    if mode == "off":
+        return JvmPlan(mode, limits, None, (), "", log_dir, stamp, None, ())
+    given = user_flags(environ, command)
+    flags: list[JvmFlag] = []
+
+    def add(name: str, flag: str, reason: str, also: frozenset[str] = frozenset()) -> bool:
+        for other in sorted({name} | also):
+            if other in given:
+                word, where = given[other]
+                flags.append(JvmFlag(flag, reason, f"{word} in {where}"))
+                return False
+        flags.append(JvmFlag(flag, reason))
+        return True
+
+    stack = parse_jvm_size(_value(given["ThreadStackSize"][0])) if "ThreadStackSize" in given else None
+    if stack is not None and given["ThreadStackSize"][0].startswith("-XX:"):
+        stack *= 1024  # -XX:ThreadStackSize is in KiB, -Xss in bytes
+    limit = limits.memory
+    split = budget(limit, stack or DEFAULT_STACK) if limit else None
+    max_heap: int | None = None
+    if split is not None and limit is not None:
+        of = f"of the {limit // MiB} MiB limit"
+        heap_reason = (f"{split.heap * 100 // limit}% {of}: the limit minus metaspace, code cache, direct "
+                       f"memory, {split.threads} thread stacks of {split.stack_size // 1024} KiB and "
+                       f"{split.headroom // MiB} MiB headroom")
+        initial = given.get("InitialHeapSize")
+        initial_size = parse_jvm_size(_value(initial[0])) if initial else None
+        if initial and initial_size and initial_size > split.heap:
+            flags.append(JvmFlag(f"-Xmx{_size(split.heap)}", heap_reason, f"{initial[0]} in {initial[1]} is larger"))
+        elif add("MaxHeapSize", f"-Xmx{_size(split.heap)}", heap_reason, HEAP_GROUP):
+            max_heap = split.heap
+        add("MaxMetaspaceSize", f"-XX:MaxMetaspaceSize={_size(split.metaspace)}",
+            f"{split.metaspace * 100 // limit}% {of}: a class leak ends as an OutOfMemoryError, not a kernel kill")
+        add("ReservedCodeCacheSize", f"-XX:ReservedCodeCacheSize={_size(split.code_cache)}",
+            f"{split.code_cache * 100 // limit}% {of} for JIT code, instead of HotSpot's 240 MiB")
+        add("MaxDirectMemorySize", f"-XX:MaxDirectMemorySize={_size(split.direct)}",
+            f"{split.direct * 100 // limit}% {of} for NIO direct buffers, which may otherwise grow as large "
+            "as the heap")
+    elif limit is None:
+        flags.append(JvmFlag("(no heap flags)", f"no memory limit: {limits.memory_source}; the JVM sizes itself"))
+    else:
+        flags.append(JvmFlag("(no heap flags)", f"limit {limit // MiB} MiB is below {MIN_SIZED_LIMIT // MiB} MiB: "
+                                                "the JVM's small-memory defaults are kept"))
+    if max_heap is None:  # the user's -Xmx, or what the JVM picks: 25% of the limit or of the host
+        word = next((given[n][0] for n in ("MaxHeapSize",) if n in given), "")
+        max_heap = parse_jvm_size(_value(word)) if word else None
+        if max_heap is None:
+            base = limit or host_memory()
+            pct = given.get("MaxRAMPercentage")
+            try:
+                share = float(_value(pct[0])) / 100 if pct else 0.25
+            except ValueError:
+                share = 0.25
+            max_heap = int(base * share)
+
+    add("ExitOnOutOfMemoryError", "-XX:+ExitOnOutOfMemoryError",
+        "a JVM that threw OutOfMemoryError is half-broken: exit (code 3) so the pod restarts cleanly",
+        frozenset({"CrashOnOutOfMemoryError"}))
+    safe_dir = not (set(log_dir) & UNSAFE_PATH)
+    heap_dump: str | None = None
+    prune: list[str] = []
+    if not safe_dir:
+        flags.append(JvmFlag("(no file flags)", f"the log dir {log_dir!r} has a space, quote, ':' or ',' that "
+                                                "JAVA_TOOL_OPTIONS or -Xlog cannot carry"))
+    else:
+        free = free_bytes(log_root)
+        needed = max_heap + HEAP_DUMP_MARGIN
+        dump_path = os.path.join(log_dir, f"heapdump-{stamp}.hprof")
+        if free is not None and free >= needed:
+            if add("HeapDumpOnOutOfMemoryError", "-XX:+HeapDumpOnOutOfMemoryError",
+                   f"the log root has {free // MiB} MiB free, room for a {max_heap // MiB} MiB heap + "
+                   f"{HEAP_DUMP_MARGIN // MiB} MiB"):
+                if add("HeapDumpPath", f"-XX:HeapDumpPath={dump_path}",
+                       f"in the log dir; the newest {HEAP_DUMPS_KEPT} dumps are kept"):
+                    heap_dump = dump_path
+                    prune += _old_files(log_dir, "heapdump-", ".hprof", HEAP_DUMPS_KEPT - 1)
+        else:
+            room = "unknown" if free is None else f"{free // MiB} MiB"
+            flags.append(JvmFlag("(no heap dump)", f"the log root has {room} free, less than the "
+                                                   f"{needed // MiB} MiB a dump of a {max_heap // MiB} MiB heap needs"))
+        add("ErrorFile", f"-XX:ErrorFile={log_dir}/hs_err-{stamp}-%p.log",
+            "a JVM crash report lands in the log dir, named for this start")
+        add("Xlog:gc", f"-Xlog:gc*:file={log_dir}/gc.log:time,uptime:filecount={GC_LOG_FILES},filesize={GC_LOG_SIZE}",
+            f"GC log in the log dir, rotated: {GC_LOG_FILES} files of {GC_LOG_SIZE}")
+        if "LogVMOutput" not in given and "LogFile" not in given:
+            # the unlock must come before the flag it unlocks, so a user's later one cannot serve
+            flags.append(JvmFlag("-XX:+UnlockDiagnosticVMOptions", "must precede -XX:+LogVMOutput"))
+        if add("LogVMOutput", "-XX:+LogVMOutput",
+               "the VM's own output (thread dumps, the OutOfMemoryError it exits on) is copied to a file",
+               frozenset({"LogFile"})):
+            flags.append(JvmFlag(f"-XX:LogFile={log_dir}/jvm-{stamp}-%p.log",
+                                 f"read at exit for the cause; the newest {VM_LOGS_KEPT} are kept"))
+            prune += _old_files(log_dir, "jvm-", ".log", VM_LOGS_KEPT - 1)
+        prune += _old_files(log_dir, "hs_err-", ".log", VM_LOGS_KEPT - 1)
+    chosen = " ".join(f.flag for f in flags if not f.skipped_for and f.flag.startswith("-"))
+    existing = environ.get("JAVA_TOOL_OPTIONS", "").strip()
+    java_tool_options = " ".join(p for p in (chosen, existing) if p)  # the user's come last: they win
+    return JvmPlan(mode, limits, split, tuple(flags), java_tool_options, log_dir, stamp, heap_dump, tuple(prune))
+
+
+def environment(plan: JvmPlan | None, environ: Mapping[str, str]) -> dict[str, str]:
+    env = dict(environ)
+    if plan is not None and plan.java_tool_options:
+        env["JAVA_TOOL_OPTIONS"] = plan.java_tool_options
+    return env
+
+
+def apply(plan: JvmPlan | None) -> list[str]:
+    """Removes old dumps and VM logs; returns what could not be removed (logged, never fatal)."""
+    failed = []
+    for path in plan.prune if plan else ():
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            failed.append(f"{path}: {exc.strerror}")
+    return failed
+
+
+def describe(plan: JvmPlan) -> list[str]:
+    """`bootstrap plan` lines: the limits, then each flag and why."""
+    limits = plan.limits
+    memory = f"memory limit {limits.memory // MiB} MiB ({limits.memory_source})" if limits.memory else limits.memory_source
+    cpus = f"{limits.cpus:g} CPUs ({limits.cpu_source})" if limits.cpus else limits.cpu_source
+    lines = [f"jvm {plan.mode}: {memory}; {cpus}"]
+    for f in plan.flags:
+        lines.append(f"  {f.flag}  ({'skipped: the user set ' + f.skipped_for if f.skipped_for else f.reason})")
+    lines += [f"  prune {p}  (older than the newest kept)" for p in plan.prune]
+    if plan.java_tool_options:
+        lines.append(f"  JAVA_TOOL_OPTIONS={plan.java_tool_options}")
+    return lines
+
+
+def as_dict(plan: JvmPlan) -> dict[str, object]:
+    from bootstrap.frozen import asdict
+
+    doc = asdict(plan)
+    doc["flags"] = [{k: v for k, v in f.items() if v != ""} for f in doc["flags"]]
+    return doc

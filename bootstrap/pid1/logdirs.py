@@ -1,0 +1,126 @@
+"""The container's log directory on the node: LOG_ROOT/<pattern>, e.g. /data/logs/orders/10.1.2.3.
+
+LOG_LINK (and each `log_links:` path) becomes a symlink into it, so the app keeps writing to
+the path it always used. An existing directory is reused: a restart appends, never truncates.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+from bootstrap.errors import BootstrapError
+from bootstrap.frozen import frozen
+from bootstrap.logdir import RECORD_FILE
+from bootstrap.pid1.actions import Action, Planner, under
+from bootstrap.rundir import iso_time
+from bootstrap.settings.parsers import PLACEHOLDER_PATTERN
+from bootstrap.settings.table import Settings
+
+
+@frozen
+class LogPlace:
+    ip: str
+    directory: str
+
+
+def placeholders(settings: Settings, ip: str) -> dict[str, str | None]:
+    return {
+        "app": settings.app_name,
+        "env": settings.env,
+        "ip": ip,
+        "pod": settings.pod,
+        "namespace": settings.namespace,
+        "node": settings.node,
+        "hostname": os.uname().nodename,  # the kernel hostname, without importing socket
+    }
+
+
+def render(pattern: str, values: dict[str, str | None]) -> str:
+    """Fills the pattern; every used placeholder must have a value that is one path component."""
+    for name in re.findall(PLACEHOLDER_PATTERN, pattern):
+        value = values.get(name)
+        if not value:
+            source = {"pod": "POD_NAME", "namespace": "POD_NAMESPACE", "node": "NODE_NAME"}.get(name, name)
+            raise BootstrapError(f"BOOTSTRAP_LOG_DIR={pattern!r} uses {{{name}}} but {source} is not set; "
+                                 f"set {source} (downward API) or drop {{{name}}} from the pattern")
+        if "/" in value or value in (".", ".."):
+            raise BootstrapError(f"BOOTSTRAP_LOG_DIR={pattern!r}: {{{name}}}={value!r} is not a valid "
+                                 "directory name; fix the value or the pattern")
+    return os.path.normpath(pattern.format(**values))
+
+
+def check_root(log_root: str) -> None:
+    if not os.path.isdir(log_root):
+        raise BootstrapError(f"log root {log_root} does not exist or is not a directory; mount the node's "
+                             "log directory there (hostPath) or set BOOTSTRAP_LOG_ROOT")
+    if not os.access(log_root, os.W_OK | os.X_OK):
+        raise BootstrapError(f"log root {log_root} is not writable (read-only mount or permissions); "
+                             "mount it read-write or set BOOTSTRAP_LOG_ROOT")
+
+
+def plan(settings: Settings, planner: Planner, ip: str, owner: tuple[int, int] | None) -> LogPlace:
+    check_root(settings.log_root)
+    directory = os.path.join(settings.log_root, render(settings.log_dir, placeholders(settings, ip)))
+    created = planner.ensure_dir(directory, stop_at=settings.log_root, owner=owner)
+    if owner and directory not in created and os.path.isdir(directory):
+        st = os.stat(directory)
+        if (st.st_uid, st.st_gid) != owner:  # reused from a run under another user
+            planner.add(Action("chown", directory, uid=owner[0], gid=owner[1]))
+
+    def previous_log_dir(dest: str) -> bool:
+        return under(dest, settings.log_root)
+
+    planner.ensure_dir(os.path.dirname(settings.log_link))
+    planner.place_link(settings.log_link, directory, previous_log_dir)
+    for link in settings.log_links:
+        subdir = os.path.normpath(os.path.join(directory, link.subdir))
+        if not under(subdir, directory) or subdir == directory:
+            raise BootstrapError(f"log_links subdir={link.subdir!r} must be a relative path inside the log "
+                                 "directory, without '..'")
+        planner.ensure_dir(subdir, stop_at=directory, owner=owner)
+        planner.ensure_dir(os.path.dirname(link.path))
+        planner.place_link(link.path, subdir, previous_log_dir)
+    return LogPlace(ip, directory)
+
+
+def record_line(settings: Settings, ip: str, event: str, pid: int, **extra: object) -> bytes:
+    """One journal line (a start or an exit), JSON, newline-terminated."""
+    record = {
+        "event": event,
+        "time": iso_time(time.time()),
+        "app": settings.app_name,
+        "env": settings.env,
+        "ip": ip,
+        "pod": settings.pod,
+        "node": settings.node,
+        "image": settings.image,
+        "pid": pid,
+        **extra,
+    }
+    return (json.dumps(record, sort_keys=True) + "\n").encode()
+
+
+def append_lines(directory: str, data: bytes) -> None:
+    """Appends whole lines (O_APPEND, so restarts never truncate history), or nothing: a write cut
+    short by a full disk is taken back, so the journal never holds half a JSON line."""
+    from bootstrap.rundir import write_all
+
+    fd = os.open(os.path.join(directory, RECORD_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            write_all(fd, data)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass  # the original error says more
+            raise
+    finally:
+        os.close(fd)
+
+
+def append_record(directory: str, settings: Settings, ip: str, event: str, pid: int, **extra: object) -> None:
+    append_lines(directory, record_line(settings, ip, event, pid, **extra))

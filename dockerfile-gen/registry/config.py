@@ -1,0 +1,256 @@
+"""What to replicate: `replication.yaml` and the `replicate` flags, validated into one frozen Replication.
+
+replication.yaml (every key optional except what the flags do not give):
+
+    registries:                     # named endpoints, like Harbor's registry endpoints
+      master:  {host: registry.offline:5000, insecure: true}
+      offline: {host: mirror.offline:5000, ca_file: /etc/pki/offline-ca.crt}
+      online:  {host: registry.example.com, authfile: /etc/replication/online-auth.json,
+                client_cert: /etc/replication/client.crt, client_key: /etc/replication/client.key}
+    from: master                    # a name above, or HOST[:PORT]
+    to: [offline, online]
+    repos: ["base/*", "apps/**"]    # globs: * and ? stay inside one path segment, ** crosses them
+    prune: false                    # delete tags on the replicas that the master no longer has
+
+Flags override the file (`--to` and `--repo` replace its lists). Every error names the field.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from dockerfile_gen import checks
+from dockerfile_gen.errors import GenError
+from dockerfile_gen.registry.client import Endpoint
+
+KEYS = frozenset("registries from to repos prune".split())
+REGISTRY_KEYS = frozenset("host insecure ca_file client_cert client_key authfile".split())
+MAX_FILE_BYTES = 256 << 10  # a replication.yaml is a few hundred bytes; refuse to parse megabytes
+MAX_DEPTH = 8  # the schema is three levels deep
+MAX_NODES = 10_000
+# A registry host as image references spell it: a DNS name or IPv4 address, an optional port.
+HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?")
+REGISTRY_NAME = re.compile(r"[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?")
+# A repository glob: repository-name characters plus * ? and [...] classes.
+GLOB_CHARS = re.compile(r"[a-z0-9._/*?\[\]!-]+")
+
+
+@dataclass(frozen=True)
+class RepoGlob:
+    text: str
+    pattern: re.Pattern[str]
+
+    def matches(self, repo: str) -> bool:
+        return self.pattern.fullmatch(repo) is not None
+
+
+@dataclass(frozen=True)
+class Replication:
+    source: Endpoint
+    targets: tuple[Endpoint, ...]
+    repos: tuple[RepoGlob, ...]  # empty: every repository in the master's catalog
+    prune: bool
+
+    def wants(self, repo: str) -> bool:
+        return not self.repos or any(glob.matches(repo) for glob in self.repos)
+
+
+def compile_glob(text: Any, where: str, key: str) -> RepoGlob:
+    """`*` and `?` match inside one path segment, `**` across segments, `[abc]`/`[!abc]` one character."""
+    value = checks.string(text, where, key)
+    hint = "a repository glob is lower-case repository path characters with *, **, ? and [...] (e.g. base/* or apps/**)"
+    if not GLOB_CHARS.fullmatch(value):
+        checks.fail(where, key, f"{value!r} is not a repository glob: {hint}")
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        checks.fail(where, key, f"{value!r} is not a repository glob: a path segment is empty ({hint})")
+    out, i = [], 0
+    while i < len(value):
+        char = value[i]
+        if value.startswith("**", i):
+            if value.startswith("***", i):
+                checks.fail(where, key, f"{value!r} is not a repository glob: '***' ({hint})")
+            out.append(".*")
+            i += 2
+        elif char == "*":
+            out.append("[^/]*")
+            i += 1
+        elif char == "?":
+            out.append("[^/]")
+            i += 1
+        elif char == "[":
+            end = value.find("]", i + 2 if value.startswith("[!", i) else i + 1)
+            if end < 0:
+                checks.fail(where, key, f"{value!r} is not a repository glob: '[' at position {i + 1} is never closed ({hint})")
+            body = value[i + 1:end]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            if not body or "/" in body or "[" in body:
+                checks.fail(where, key, f"{value!r} is not a repository glob: bad character class [{value[i + 1:end]}] ({hint})")
+            out.append(("[^/" if negate else "[") + re.escape(body).replace("\\-", "-") + "]")
+            i = end + 1
+        elif char in "]!":
+            checks.fail(where, key, f"{value!r} is not a repository glob: stray {char!r} at position {i + 1} ({hint})")
+        else:
+            out.append(re.escape(char))
+            i += 1
+    try:
+        return RepoGlob(value, re.compile("".join(out)))
+    except re.error as exc:  # e.g. a reversed range [z-a]
+        checks.fail(where, key, f"{value!r} is not a repository glob: {exc} ({hint})")
+
+
+def load_file(path: str) -> Mapping[str, Any]:
+    """Reads replication.yaml with bounds: size, nesting depth, node count, and no aliases."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise GenError(f"cannot read: {exc.strerror}", path) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise GenError(f"is larger than {MAX_FILE_BYTES >> 10} KiB; a replication config is a few lines", path)
+    try:
+        _check_shape(raw, path)
+        data = yaml.safe_load(raw)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise GenError(f"not valid YAML: {at}{' '.join(str(exc.problem).split())[:200]}", path) from None
+    except yaml.YAMLError as exc:
+        raise GenError(f"not valid YAML: {' '.join(str(exc).split())[:200]}", path) from None
+    if data is None:
+        return {}
+    return checks.mapping(data, path, "")
+
+
+def _check_shape(raw: bytes, path: str) -> None:
+    """Walks the YAML events before building anything: aliases (billion laughs) and deep nesting are refused."""
+    depth = nodes = 0
+    for event in yaml.parse(raw, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            raise GenError(f"line {line}: YAML anchors and aliases are not allowed here; write the value out", path)
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise GenError(f"is nested deeper than {MAX_DEPTH} levels; the schema is three levels deep", path)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise GenError(f"has more than {MAX_NODES} YAML nodes; a replication config is a few lines", path)
+
+
+def _endpoint(name: str, doc: Any, where: str, key: str, insecure_default: bool) -> Endpoint:
+    entry = checks.mapping(doc, where, key)
+    checks.known_keys(entry, REGISTRY_KEYS, where, key)
+    if "host" not in entry:
+        checks.fail(where, f"{key}.host", "is required (HOST[:PORT] of the registry)")
+    host = _host(entry["host"], where, f"{key}.host")
+    insecure = entry.get("insecure", insecure_default)
+    if not isinstance(insecure, bool):
+        checks.fail(where, f"{key}.insecure", f"must be true or false (got {insecure!r})")
+    files: dict[str, str | None] = {}
+    for field in ("ca_file", "client_cert", "client_key", "authfile"):
+        value = entry.get(field)
+        if value is None:
+            files[field] = None
+            continue
+        text = checks.string(value, where, f"{key}.{field}")
+        text = os.path.join(os.path.dirname(where), text) if where and not os.path.isabs(text) else text
+        if not os.path.isfile(text):
+            checks.fail(where, f"{key}.{field}", f"{text!r} is not a readable file")
+        files[field] = text
+    if files["client_key"] and not files["client_cert"]:
+        checks.fail(where, f"{key}.client_key", "needs client_cert as well")
+    if insecure and any(files[f] for f in ("ca_file", "client_cert")):
+        checks.fail(where, f"{key}.insecure", "is true, so TLS files (ca_file, client_cert) would be ignored: drop one or the other")
+    return Endpoint(name=name, host=host, insecure=insecure, ca_file=files["ca_file"], client_cert=files["client_cert"],
+                    client_key=files["client_key"], authfile=files["authfile"])
+
+
+def _host(value: Any, where: str, key: str) -> str:
+    text = checks.string(value, where, key)
+    if "://" in text:
+        checks.fail(where, key, f"{text!r}: give HOST[:PORT] without a scheme (plain HTTP is insecure: true / --insecure)")
+    if not HOST.fullmatch(text) or (":" in text and not 1 <= int(text.rsplit(":", 1)[1]) <= 65535):
+        checks.fail(where, key, f"{text!r} is not HOST[:PORT]")
+    return text
+
+
+def looks_like_host(text: str) -> bool:
+    """Docker's rule for the first part of an image reference: a registry host has a '.' or a ':', or is localhost."""
+    return "." in text or ":" in text or text == "localhost"
+
+
+def _resolve(ref: Any, registries: Mapping[str, Endpoint], where: str, key: str, insecure: bool) -> Endpoint:
+    text = checks.string(ref, where, key)
+    if text in registries:
+        return registries[text]
+    if not looks_like_host(text):
+        known = ", ".join(sorted(registries)) or "none defined"
+        checks.fail(where, key, f"unknown registry {text!r}: not a name in replication.yaml's registries ({known}) "
+                                "and not HOST[:PORT] (a host has a '.' or a ':PORT', or is localhost)")
+    return Endpoint(name=_host(text, where, key), host=text, insecure=insecure)
+
+
+def build(config_path: str | None, source: str | None, targets: Sequence[str], repos: Sequence[str],
+          insecure: bool, prune: bool, source_host: str | None = None) -> Replication:
+    """Merges the file (if any) and the flags; a flag replaces the file's value, and every value of the
+    file is checked even when a flag replaces it. Messages name the file and key, or the flag.
+
+    `source_host` is the registry a push just went to (`tree build --push … --replicate`): it is the
+    master, and the file's `from`, when given, must name the same host."""
+    doc: Mapping[str, Any] = load_file(config_path) if config_path else {}
+    where = config_path or ""
+    checks.known_keys(doc, KEYS, where, "")
+    registries: dict[str, Endpoint] = {}
+    for name, entry in checks.mapping(doc.get("registries") or {}, where, "registries").items():
+        checks.matching(name, REGISTRY_NAME, "a registry name (lower-case letters, digits, - and _)", where, f"registries.{name}")
+        registries[name] = _endpoint(name, entry, where, f"registries.{name}", insecure)
+    file_from = _resolve(doc["from"], registries, where, "from", insecure) if doc.get("from") is not None else None
+    file_to = _replicas(doc["to"], registries, where, "to", insecure) if doc.get("to") is not None else []
+    file_repos = _globs(doc["repos"], where, "repos") if doc.get("repos") is not None else []
+    file_prune = doc.get("prune", False)
+    if not isinstance(file_prune, bool):
+        checks.fail(where, "prune", f"must be true or false (got {file_prune!r})")
+
+    master = _resolve(source, registries, "", "--from", insecure) if source else file_from
+    if source_host is not None:
+        if master is not None and master.host != source_host:
+            checks.fail(*(("", "--from") if source else (where, "from")),
+                        f"is {master.label}, but the push went to {source_host}: replication starts from the registry pushed to")
+        named = [e for e in registries.values() if e.host == source_host]
+        master = named[0] if named else Endpoint(name=source_host, host=source_host, insecure=insecure)
+    if master is None:
+        raise GenError("is required: the master registry to copy from (--from HOST[:PORT] or from: in replication.yaml)", "--from")
+
+    replicas = _replicas(list(targets), registries, "", "--to", insecure) if targets else file_to
+    if not replicas:
+        raise GenError("is required: at least one replica (--to HOST[:PORT], repeated, or to: in replication.yaml)", "--to")
+    for index, replica in enumerate(replicas):
+        if replica.host == master.host:
+            checks.fail(*(("", "--to") if targets else (where, f"to[{index}]")), f"{replica.label} is the master itself")
+    globs = _globs(list(repos), "", "--repo") if repos else file_repos
+    return Replication(source=master, targets=tuple(replicas), repos=tuple(globs), prune=prune or file_prune)
+
+
+def _replicas(value: Any, registries: Mapping[str, Endpoint], where: str, key: str, insecure: bool) -> list[Endpoint]:
+    """`to:` (a list, or one string) or the --to flags; file entries are named to[0], to[1], …"""
+    replicas: list[Endpoint] = []
+    for index, ref in enumerate(checks.string_list([value] if isinstance(value, str) else value, where, key)):
+        item = f"{key}[{index}]" if where else key
+        replica = _resolve(ref, registries, where, item, insecure)
+        if replica.host in (r.host for r in replicas):
+            checks.fail(where, item, f"{replica.label} is listed twice")
+        replicas.append(replica)
+    return replicas
+
+
+def _globs(value: Any, where: str, key: str) -> list[RepoGlob]:
+    items = checks.string_list(value, where, key)
+    return [compile_glob(text, where, f"{key}[{index}]" if where else key) for index, text in enumerate(items)]
