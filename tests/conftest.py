@@ -26,6 +26,19 @@ pytest_plugins = ("tests.podman_engine",)
 
 IN_CI = os.environ.get("CI") == "true"
 
+# Each folder of tests/ is a tier, and every test in it gets the tier's marker, so `-m` selects by
+# tier (`-m "not container and not pod"`). A test file outside a tier folder is an error.
+TIERS = ("unit", "gen", "lint", "chart", "process", "fault", "container", "pod", "jvm")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = item.path.relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in a tier folder, one of {', '.join(TIERS)}")
+        item.add_marker(getattr(pytest.mark, tier))
+
 
 def require(condition: bool, why: str) -> None:
     """Skip locally when a prerequisite is missing; fail in CI, where nothing may skip."""

@@ -183,107 +183,140 @@ def host_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+class Flags:
+    """The flags chosen so far. `add` skips a flag the user already set (under its own name or one
+    in `also`), recording where the user's one came from."""
+
+    def __init__(self, given: dict[str, tuple[str, str]]) -> None:
+        self.given = given
+        self.chosen: list[JvmFlag] = []
+
+    def add(self, name: str, flag: str, reason: str, also: frozenset[str] = frozenset()) -> bool:
+        for other in sorted({name} | also):
+            if other in self.given:
+                word, where = self.given[other]
+                self.chosen.append(JvmFlag(flag, reason, f"{word} in {where}"))
+                return False
+        self.chosen.append(JvmFlag(flag, reason))
+        return True
+
+    def note(self, flag: str, reason: str, skipped_for: str = "") -> None:
+        """A flag (or a "(no … flags)" remark) added whatever the user set."""
+        self.chosen.append(JvmFlag(flag, reason, skipped_for))
+
+    def size(self, name: str) -> int | None:
+        """The user's value of a size flag, in bytes."""
+        return parse_jvm_size(_value(self.given[name][0])) if name in self.given else None
+
+
 def make_plan(mode: str, limits: Limits, log_dir: str, log_root: str, environ: Mapping[str, str],
               command: tuple[str, ...], stamp: str | None = None) -> JvmPlan:
     stamp = stamp or stamp_now()
     if mode == "off":
         return JvmPlan(mode, limits, None, (), "", log_dir, stamp, None, ())
-    given = user_flags(environ, command)
-    flags: list[JvmFlag] = []
+    flags = Flags(user_flags(environ, command))
+    split, max_heap = _memory_flags(flags, limits)
+    if max_heap is None:
+        max_heap = _jvm_max_heap(flags, limits.memory)
+    flags.add("ExitOnOutOfMemoryError", "-XX:+ExitOnOutOfMemoryError",
+              "a JVM that threw OutOfMemoryError is half-broken: exit (code 3) so the pod restarts cleanly",
+              frozenset({"CrashOnOutOfMemoryError"}))
+    heap_dump, prune = _file_flags(flags, log_dir, log_root, max_heap, stamp)
+    chosen = " ".join(f.flag for f in flags.chosen if not f.skipped_for and f.flag.startswith("-"))
+    existing = environ.get("JAVA_TOOL_OPTIONS", "").strip()
+    java_tool_options = " ".join(p for p in (chosen, existing) if p)  # the user's come last: they win
+    return JvmPlan(mode, limits, split, tuple(flags.chosen), java_tool_options, log_dir, stamp, heap_dump, prune)
 
-    def add(name: str, flag: str, reason: str, also: frozenset[str] = frozenset()) -> bool:
-        for other in sorted({name} | also):
-            if other in given:
-                word, where = given[other]
-                flags.append(JvmFlag(flag, reason, f"{word} in {where}"))
-                return False
-        flags.append(JvmFlag(flag, reason))
-        return True
 
-    stack = parse_jvm_size(_value(given["ThreadStackSize"][0])) if "ThreadStackSize" in given else None
-    if stack is not None and given["ThreadStackSize"][0].startswith("-XX:"):
+def _memory_flags(flags: Flags, limits: Limits) -> tuple[Budget | None, int | None]:
+    """The memory split of the limit as flags; the max heap when ours is the one that counts."""
+    stack = flags.size("ThreadStackSize")
+    if stack is not None and flags.given["ThreadStackSize"][0].startswith("-XX:"):
         stack *= 1024  # -XX:ThreadStackSize is in KiB, -Xss in bytes
     limit = limits.memory
     split = budget(limit, stack or DEFAULT_STACK) if limit else None
+    if split is None or limit is None:
+        if limit is None:
+            flags.note("(no heap flags)", f"no memory limit: {limits.memory_source}; the JVM sizes itself")
+        else:
+            flags.note("(no heap flags)", f"limit {limit // MiB} MiB is below {MIN_SIZED_LIMIT // MiB} MiB: "
+                                          "the JVM's small-memory defaults are kept")
+        return split, None
     max_heap: int | None = None
-    if split is not None and limit is not None:
-        of = f"of the {limit // MiB} MiB limit"
-        heap_reason = (f"{split.heap * 100 // limit}% {of}: the limit minus metaspace, code cache, direct "
-                       f"memory, {split.threads} thread stacks of {split.stack_size // 1024} KiB and "
-                       f"{split.headroom // MiB} MiB headroom")
-        initial = given.get("InitialHeapSize")
-        initial_size = parse_jvm_size(_value(initial[0])) if initial else None
-        if initial and initial_size and initial_size > split.heap:
-            flags.append(JvmFlag(f"-Xmx{_size(split.heap)}", heap_reason, f"{initial[0]} in {initial[1]} is larger"))
-        elif add("MaxHeapSize", f"-Xmx{_size(split.heap)}", heap_reason, HEAP_GROUP):
-            max_heap = split.heap
-        add("MaxMetaspaceSize", f"-XX:MaxMetaspaceSize={_size(split.metaspace)}",
-            f"{split.metaspace * 100 // limit}% {of}: a class leak ends as an OutOfMemoryError, not a kernel kill")
-        add("ReservedCodeCacheSize", f"-XX:ReservedCodeCacheSize={_size(split.code_cache)}",
-            f"{split.code_cache * 100 // limit}% {of} for JIT code, instead of HotSpot's 240 MiB")
-        add("MaxDirectMemorySize", f"-XX:MaxDirectMemorySize={_size(split.direct)}",
-            f"{split.direct * 100 // limit}% {of} for NIO direct buffers, which may otherwise grow as large "
-            "as the heap")
-    elif limit is None:
-        flags.append(JvmFlag("(no heap flags)", f"no memory limit: {limits.memory_source}; the JVM sizes itself"))
-    else:
-        flags.append(JvmFlag("(no heap flags)", f"limit {limit // MiB} MiB is below {MIN_SIZED_LIMIT // MiB} MiB: "
-                                                "the JVM's small-memory defaults are kept"))
-    if max_heap is None:  # the user's -Xmx, or what the JVM picks: 25% of the limit or of the host
-        word = next((given[n][0] for n in ("MaxHeapSize",) if n in given), "")
-        max_heap = parse_jvm_size(_value(word)) if word else None
-        if max_heap is None:
-            base = limit or host_memory()
-            pct = given.get("MaxRAMPercentage")
-            try:
-                share = float(_value(pct[0])) / 100 if pct else 0.25
-            except ValueError:
-                share = 0.25
-            max_heap = int(base * share)
+    of = f"of the {limit // MiB} MiB limit"
+    heap_reason = (f"{split.heap * 100 // limit}% {of}: the limit minus metaspace, code cache, direct "
+                   f"memory, {split.threads} thread stacks of {split.stack_size // 1024} KiB and "
+                   f"{split.headroom // MiB} MiB headroom")
+    initial = flags.given.get("InitialHeapSize")
+    initial_size = flags.size("InitialHeapSize")
+    if initial and initial_size and initial_size > split.heap:
+        flags.note(f"-Xmx{_size(split.heap)}", heap_reason, f"{initial[0]} in {initial[1]} is larger")
+    elif flags.add("MaxHeapSize", f"-Xmx{_size(split.heap)}", heap_reason, HEAP_GROUP):
+        max_heap = split.heap
+    flags.add("MaxMetaspaceSize", f"-XX:MaxMetaspaceSize={_size(split.metaspace)}",
+              f"{split.metaspace * 100 // limit}% {of}: a class leak ends as an OutOfMemoryError, not a kernel kill")
+    flags.add("ReservedCodeCacheSize", f"-XX:ReservedCodeCacheSize={_size(split.code_cache)}",
+              f"{split.code_cache * 100 // limit}% {of} for JIT code, instead of HotSpot's 240 MiB")
+    flags.add("MaxDirectMemorySize", f"-XX:MaxDirectMemorySize={_size(split.direct)}",
+              f"{split.direct * 100 // limit}% {of} for NIO direct buffers, which may otherwise grow as large "
+              "as the heap")
+    return split, max_heap
 
-    add("ExitOnOutOfMemoryError", "-XX:+ExitOnOutOfMemoryError",
-        "a JVM that threw OutOfMemoryError is half-broken: exit (code 3) so the pod restarts cleanly",
-        frozenset({"CrashOnOutOfMemoryError"}))
-    safe_dir = not (set(log_dir) & UNSAFE_PATH)
+
+def _jvm_max_heap(flags: Flags, limit: int | None) -> int:
+    """The heap the JVM will have without our -Xmx: the user's, or its default share of the limit
+    (or of the host's memory)."""
+    user = flags.size("MaxHeapSize")
+    if user is not None:
+        return user
+    pct = flags.given.get("MaxRAMPercentage")
+    try:
+        share = float(_value(pct[0])) / 100 if pct else 0.25
+    except ValueError:
+        share = 0.25
+    return int((limit or host_memory()) * share)
+
+
+def _file_flags(flags: Flags, log_dir: str, log_root: str, max_heap: int,
+                stamp: str) -> tuple[str | None, tuple[str, ...]]:
+    """Heap dump, crash report, GC log and VM output in the log dir; the heap dump path and the old
+    files to prune."""
+    if set(log_dir) & UNSAFE_PATH:
+        flags.note("(no file flags)", f"the log dir {log_dir!r} has a space, quote, ':' or ',' that "
+                                      "JAVA_TOOL_OPTIONS or -Xlog cannot carry")
+        return None, ()
     heap_dump: str | None = None
     prune: list[str] = []
-    if not safe_dir:
-        flags.append(JvmFlag("(no file flags)", f"the log dir {log_dir!r} has a space, quote, ':' or ',' that "
-                                                "JAVA_TOOL_OPTIONS or -Xlog cannot carry"))
+    free = free_bytes(log_root)
+    needed = max_heap + HEAP_DUMP_MARGIN
+    dump_path = os.path.join(log_dir, f"heapdump-{stamp}.hprof")
+    if free is not None and free >= needed:
+        if flags.add("HeapDumpOnOutOfMemoryError", "-XX:+HeapDumpOnOutOfMemoryError",
+                     f"the log root has {free // MiB} MiB free, room for a {max_heap // MiB} MiB heap + "
+                     f"{HEAP_DUMP_MARGIN // MiB} MiB"):
+            if flags.add("HeapDumpPath", f"-XX:HeapDumpPath={dump_path}",
+                         f"in the log dir; the newest {HEAP_DUMPS_KEPT} dumps are kept"):
+                heap_dump = dump_path
+                prune += _old_files(log_dir, "heapdump-", ".hprof", HEAP_DUMPS_KEPT - 1)
     else:
-        free = free_bytes(log_root)
-        needed = max_heap + HEAP_DUMP_MARGIN
-        dump_path = os.path.join(log_dir, f"heapdump-{stamp}.hprof")
-        if free is not None and free >= needed:
-            if add("HeapDumpOnOutOfMemoryError", "-XX:+HeapDumpOnOutOfMemoryError",
-                   f"the log root has {free // MiB} MiB free, room for a {max_heap // MiB} MiB heap + "
-                   f"{HEAP_DUMP_MARGIN // MiB} MiB"):
-                if add("HeapDumpPath", f"-XX:HeapDumpPath={dump_path}",
-                       f"in the log dir; the newest {HEAP_DUMPS_KEPT} dumps are kept"):
-                    heap_dump = dump_path
-                    prune += _old_files(log_dir, "heapdump-", ".hprof", HEAP_DUMPS_KEPT - 1)
-        else:
-            room = "unknown" if free is None else f"{free // MiB} MiB"
-            flags.append(JvmFlag("(no heap dump)", f"the log root has {room} free, less than the "
-                                                   f"{needed // MiB} MiB a dump of a {max_heap // MiB} MiB heap needs"))
-        add("ErrorFile", f"-XX:ErrorFile={log_dir}/hs_err-{stamp}-%p.log",
-            "a JVM crash report lands in the log dir, named for this start")
-        add("Xlog:gc", f"-Xlog:gc*:file={log_dir}/gc.log:time,uptime:filecount={GC_LOG_FILES},filesize={GC_LOG_SIZE}",
-            f"GC log in the log dir, rotated: {GC_LOG_FILES} files of {GC_LOG_SIZE}")
-        if "LogVMOutput" not in given and "LogFile" not in given:
-            # the unlock must come before the flag it unlocks, so a user's later one cannot serve
-            flags.append(JvmFlag("-XX:+UnlockDiagnosticVMOptions", "must precede -XX:+LogVMOutput"))
-        if add("LogVMOutput", "-XX:+LogVMOutput",
-               "the VM's own output (thread dumps, the OutOfMemoryError it exits on) is copied to a file",
-               frozenset({"LogFile"})):
-            flags.append(JvmFlag(f"-XX:LogFile={log_dir}/jvm-{stamp}-%p.log",
-                                 f"read at exit for the cause; the newest {VM_LOGS_KEPT} are kept"))
-            prune += _old_files(log_dir, "jvm-", ".log", VM_LOGS_KEPT - 1)
-        prune += _old_files(log_dir, "hs_err-", ".log", VM_LOGS_KEPT - 1)
-    chosen = " ".join(f.flag for f in flags if not f.skipped_for and f.flag.startswith("-"))
-    existing = environ.get("JAVA_TOOL_OPTIONS", "").strip()
-    java_tool_options = " ".join(p for p in (chosen, existing) if p)  # the user's come last: they win
-    return JvmPlan(mode, limits, split, tuple(flags), java_tool_options, log_dir, stamp, heap_dump, tuple(prune))
+        room = "unknown" if free is None else f"{free // MiB} MiB"
+        flags.note("(no heap dump)", f"the log root has {room} free, less than the "
+                                     f"{needed // MiB} MiB a dump of a {max_heap // MiB} MiB heap needs")
+    flags.add("ErrorFile", f"-XX:ErrorFile={log_dir}/hs_err-{stamp}-%p.log",
+              "a JVM crash report lands in the log dir, named for this start")
+    flags.add("Xlog:gc", f"-Xlog:gc*:file={log_dir}/gc.log:time,uptime:filecount={GC_LOG_FILES},filesize={GC_LOG_SIZE}",
+              f"GC log in the log dir, rotated: {GC_LOG_FILES} files of {GC_LOG_SIZE}")
+    if "LogVMOutput" not in flags.given and "LogFile" not in flags.given:
+        # the unlock must come before the flag it unlocks, so a user's later one cannot serve
+        flags.note("-XX:+UnlockDiagnosticVMOptions", "must precede -XX:+LogVMOutput")
+    if flags.add("LogVMOutput", "-XX:+LogVMOutput",
+                 "the VM's own output (thread dumps, the OutOfMemoryError it exits on) is copied to a file",
+                 frozenset({"LogFile"})):
+        flags.note(f"-XX:LogFile={log_dir}/jvm-{stamp}-%p.log",
+                   f"read at exit for the cause; the newest {VM_LOGS_KEPT} are kept")
+        prune += _old_files(log_dir, "jvm-", ".log", VM_LOGS_KEPT - 1)
+    prune += _old_files(log_dir, "hs_err-", ".log", VM_LOGS_KEPT - 1)
+    return heap_dump, tuple(prune)
 
 
 def environment(plan: JvmPlan | None, environ: Mapping[str, str]) -> dict[str, str]:

@@ -27,8 +27,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from dockerfile_gen.errors import EXIT_UNAVAILABLE, GenError
-from dockerfile_gen.registry.client import Blob, Client, Endpoint, RegistryError, Unreachable
+from dockerfile_gen.registry.client import Blob, Client
 from dockerfile_gen.registry.config import Replication
+from dockerfile_gen.registry.endpoint import Endpoint
+from dockerfile_gen.registry.session import RegistryError, Unreachable
 
 log = logging.getLogger("dockerfile_gen")
 
@@ -53,7 +55,9 @@ class Image:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CopyResult:
+    """What bringing one image to one replica did."""
+
     status: str  # copied | moved | present | failed
     sent: int = 0  # bytes: the blobs (and manifest) the replica lacked
     seconds: float = 0.0
@@ -141,14 +145,14 @@ def replicate(config: Replication, runner: Runner = run_skopeo, clock: Callable[
             list(pool.map(_ping, states))
             copier = _Copier(master, config, runner, stack)
             for index, image in enumerate(images, 1):
-                outcomes = list(pool.map(lambda s: copier.sync(s, image), states))
+                results = list(pool.map(lambda s: copier.sync(s, image), states))
                 parts = []
-                for state, outcome in zip(states, outcomes):
-                    report.counts[outcome.status] += 1
-                    report.sent += outcome.sent
-                    if outcome.status == "failed":
+                for state, result in zip(states, results):
+                    report.counts[result.status] += 1
+                    report.sent += result.sent
+                    if result.status == "failed":
                         state.missing.append(image.ref)
-                    parts.append(f"{state.endpoint.name}: {outcome.describe()}")
+                    parts.append(f"{state.endpoint.name}: {result.describe()}")
                 log.info("[%d/%d] %s %s  %s", index, len(images), image.ref, image.digest[:19], "; ".join(parts))
             if config.prune:
                 for state in states:
@@ -204,19 +208,19 @@ class _Copier:
         self.manifest_cache: dict[str, tuple[bytes, str]] = {}
         self.cert_dirs: dict[str, str | None] = {}
 
-    def sync(self, state: ReplicaState, image: Image) -> Outcome:
+    def sync(self, state: ReplicaState, image: Image) -> CopyResult:
         if state.down:
-            return Outcome("failed", error=state.down)
+            return CopyResult("failed", error=state.down)
         started = time.monotonic()
         replica = state.client
         try:
             head = replica.head_manifest(image.repo, image.tag)
             if head is not None and head.digest == image.digest:
-                return Outcome("present")
+                return CopyResult("present")
             if replica.head_manifest(image.repo, image.digest) is not None:
                 body, media_type = self._manifest(image)
                 replica.put_manifest(image.repo, image.tag, body, media_type)
-                return self._verified(state, image, Outcome("moved", len(body), time.monotonic() - started))
+                return self._verified(state, image, CopyResult("moved", len(body), time.monotonic() - started))
             blobs = self._blobs(image)
             lacking = [b for b in blobs if b.digest not in state.blobs_sent and not replica.has_blob(image.repo, b.digest)]
             result = self.runner(self._skopeo_argv(state.endpoint, image))
@@ -225,25 +229,25 @@ class _Copier:
                 reason = state.down or _last_line(result.stderr) or f"skopeo exited {result.returncode}"
                 if not state.down:
                     state.errors.append(f"skopeo copy: {reason}")
-                return Outcome("failed", error=f"skopeo copy: {reason}")
+                return CopyResult("failed", error=f"skopeo copy: {reason}")
             sent = sum(b.size for b in lacking) + len(self._manifest(image)[0])
             state.blobs_sent.update(b.digest for b in blobs)
-            return self._verified(state, image, Outcome("copied", sent, time.monotonic() - started))
+            return self._verified(state, image, CopyResult("copied", sent, time.monotonic() - started))
         except Unreachable as exc:
             state.down = f"unreachable ({exc})"
-            return Outcome("failed", error=state.down)
+            return CopyResult("failed", error=state.down)
         except (RegistryError, GenError) as exc:
             state.errors.append(str(exc))
-            return Outcome("failed", error=str(exc))
+            return CopyResult("failed", error=str(exc))
 
-    def _verified(self, state: ReplicaState, image: Image, outcome: Outcome) -> Outcome:
+    def _verified(self, state: ReplicaState, image: Image, result: CopyResult) -> CopyResult:
         head = state.client.head_manifest(image.repo, image.tag)
         if head is None or head.digest != image.digest:
             got = head.digest if head else "nothing"
             error = f"verification failed: the replica's {image.ref} is {got}, the master's {image.digest}"
             state.errors.append(error)
-            return Outcome("failed", outcome.sent, outcome.seconds, error)
-        return outcome
+            return CopyResult("failed", result.sent, result.seconds, error)
+        return result
 
     def _manifest(self, image: Image) -> tuple[bytes, str]:
         with self.lock:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bootstrap.node.cli import SIZE_RE, parse
+from bootstrap.node.cli import parse
+from bootstrap.sizes import QUANTITY_RE
 from tests.chart import chartlib
 from tests.chart.chartlib import NODE_LOGS, Rendered
 
@@ -96,7 +97,7 @@ def test_schema_refuses_a_bad_cap(value: str) -> None:
 
 def test_schema_size_rule_is_the_agents() -> None:
     schema = json.loads((NODE_LOGS / "values.schema.json").read_text())
-    assert schema["properties"]["prune"]["properties"]["maxBytes"]["pattern"] == SIZE_RE.pattern
+    assert schema["properties"]["prune"]["properties"]["maxBytes"]["pattern"] == QUANTITY_RE.pattern
     defaults = chartlib.load_values(NODE_LOGS / "values.yaml")["prune"]
     assert set(defaults) == set(schema["properties"]["prune"]["properties"])
-    assert re.match(SIZE_RE, "500Gi")
+    assert re.match(QUANTITY_RE, "500Gi")

@@ -148,7 +148,8 @@ def test_rerun_with_nothing_changed_copies_nothing(engine: Engine, topology: Top
 
 def test_listing_follows_the_registrys_pages(topology: Topology, app_images: dict[str, str]) -> None:
     """Catalogs and tag lists longer than a page come in pages linked by `Link: <…>; rel="next"`."""
-    from dockerfile_gen.registry.client import Client, Endpoint
+    from dockerfile_gen.registry.client import Client
+    from dockerfile_gen.registry.endpoint import Endpoint
 
     client = Client(Endpoint(topology.master.host, topology.master.host, insecure=True), page_size=2)
     try:

@@ -10,8 +10,8 @@ import pytest
 
 from dockerfile_gen.cli import main
 from dockerfile_gen.errors import GenError
-from dockerfile_gen.registry.client import credentials
 from dockerfile_gen.registry.config import build, compile_glob
+from dockerfile_gen.registry.endpoint import credentials
 
 
 def write(tmp_path: Path, text: str) -> str:

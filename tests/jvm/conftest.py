@@ -11,7 +11,6 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 import jvmlab  # noqa: E402
 
-pytestmark = pytest.mark.jvm
 
 
 @pytest.fixture(scope="session")

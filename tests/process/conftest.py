@@ -9,7 +9,6 @@ import pytest
 from tests.conftest import BOOTSTRAP, app_tree
 from tests.process.support import Agent
 
-pytestmark = pytest.mark.process
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ import pytest
 
 from bootstrap.errors import UsageError
 from bootstrap.node.cli import parse, parse_size
-from bootstrap.node.prune import ROTATED, Options, escape, run_pass
+from bootstrap.node.compress import ROTATED
+from bootstrap.node.logroot import escape
+from bootstrap.node.prune import Options, run_pass
 from bootstrap.pid1 import loglock
 from tests.conftest import BOOTSTRAP, modules_after, wait_until
 
@@ -225,7 +227,9 @@ def test_a_symlink_in_place_of_the_lock_is_one_warning(tmp_path: Path, capfd: py
 
 def test_run_path_loads_the_lock_but_never_the_pruner() -> None:
     assert modules_after("import bootstrap.cli, bootstrap.pid1.loglock, bootstrap.pid1.plan, bootstrap.pid1.supervisor",
-                         ("bootstrap.node.prune", "bootstrap.node.cli", "dataclasses", "typing", "gzip", "shutil",
+                         ("bootstrap.node.prune", "bootstrap.node.cli", "bootstrap.node.logroot", "bootstrap.node.scan",
+                          "bootstrap.node.remove", "bootstrap.node.compress", "bootstrap.node.metrics",
+                          "dataclasses", "typing", "gzip", "shutil",
                           "prometheus_client")) == []
 
 
@@ -233,7 +237,7 @@ def test_dashboard_uses_only_metrics_the_pruner_exports() -> None:
     import json
     import re
 
-    from bootstrap.node.cli import Metrics
+    from bootstrap.node.metrics import Metrics
     from bootstrap.node.prune import Report
 
     metrics = Metrics(Options("/data/logs", max_bytes=10), node="node-1")

@@ -1,0 +1,158 @@
+"""--compress-after-days: gzip the rotated log files of dead log directories, each to NAME.gz with
+its owner, mode and mtime, so compressing never makes a directory look younger.
+
+A file is gzipped to a temporary name first; the swap (NAME.gz appears, NAME goes) is made while
+holding the directory's lock and only if the file did not change meanwhile.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import stat
+
+from bootstrap.node.logroot import DAY, MAX_DEPTH, LogRoot, blocks, escape, show
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootstrap.node.scan import LogDir
+
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".z")
+# Rotated files: app.log.1, app.1.log, catalina.out.2024-01-31, catalina.2024-01-31.log,
+# app-2024-01-31.3.log, app.log.20240131 (logrotate, logback, log4j2 and Tomcat's names).
+ROTATED = re.compile(r"""(
+      \.(log|out|txt)\.\d+$
+    | \.\d+\.(log|out|txt)$
+    | \.(log|out|txt)\.\d{4}-?\d\d-?\d\d([._-][\w.-]*)?$
+    | [._-]\d{4}-?\d\d-?\d\d([._-]\d+)*\.(log|out|txt)$
+)""", re.X)
+
+
+def compressible(name: str, st: os.stat_result, before: float) -> bool:
+    """A rotated log file last written before `before`: never the active file, a hidden one or
+    one already compressed."""
+    return (stat.S_ISREG(st.st_mode) and st.st_mtime < before and not name.startswith(".")
+            and not name.lower().endswith(COMPRESSED) and ROTATED.search(name) is not None)
+
+
+def unlink_quietly(name: str, fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=fd)
+    except OSError:
+        pass
+
+
+class Compressor:
+    def __init__(self, root: LogRoot) -> None:
+        self.root = root
+
+    def run(self, dirs: list[LogDir]) -> None:
+        days = self.root.options.compress_after_days
+        if days is None:
+            return
+        before = self.root.now - days * DAY
+        for d in dirs:
+            if d.live or d.gone or not d.to_compress:
+                continue
+            parent = self.root.open_parent(d.rel)
+            if parent is None:
+                continue
+            try:
+                with self.root.opened(parent, d.rel) as fd:
+                    if fd is not None:
+                        self.compress_in(fd, d, d.rel, before, fd, 0)
+            finally:
+                os.close(parent)
+
+    def compress_in(self, fd: int, d: LogDir, rel: tuple[str, ...], before: float, top: int, depth: int) -> None:
+        if depth > MAX_DEPTH or d.live:
+            return
+        for name, st in self.root.entries(fd, rel):
+            if d.live:
+                return  # its agent started during this pass
+            if stat.S_ISDIR(st.st_mode) and st.st_dev == self.root.dev:
+                with self.root.opened(fd, (*rel, name)) as child:
+                    if child is not None:
+                        self.compress_in(child, d, (*rel, name), before, top, depth + 1)
+            elif compressible(name, st, before):
+                if self.root.options.dry_run:
+                    self.root.report.compressed_files += 1
+                    self.root.action(f"would compress {show((*rel, name))} ({blocks(st)} bytes)")
+                else:
+                    self.compress_file(fd, name, st, d, (*rel, name), top)
+
+    def compress_file(self, fd: int, name: str, st: os.stat_result, d: LogDir, rel: tuple[str, ...],
+                      top: int) -> None:
+        """gzip to a temporary name, then, holding the dir's lock, check the file did not change and
+        swap: NAME.gz appears and NAME goes. Owner, mode and mtime are kept, so the dir's age stays."""
+        target = name + ".gz"
+        temp = f".{name}.gz.{os.getpid()}.tmp"
+        try:
+            os.stat(target, dir_fd=fd, follow_symlinks=False)
+            self.root.error(f"cannot compress {show(rel)}", f"{escape(target)} already exists; left as is")
+            return
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self.root.error(f"cannot compress {show(rel)}", exc)
+            return
+        try:
+            src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+        except OSError as exc:
+            self.root.error(f"cannot compress {show(rel)}", exc)
+            return
+        try:
+            opened = os.fstat(src)
+            if (opened.st_ino, opened.st_size, opened.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
+                return  # changed since the scan: next pass
+            new = self.gzip_to(src, fd, name, temp, st)
+        except OSError as exc:
+            self.root.error(f"cannot compress {show(rel)}", exc)
+            unlink_quietly(temp, fd)
+            return
+        finally:
+            os.close(src)
+        if not self.swap(fd, name, temp, target, st, d, top):
+            unlink_quietly(temp, fd)
+            return
+        self.root.report.compressed_files += 1
+        self.root.report.freed_bytes += blocks(st) - blocks(new)
+        d.size -= blocks(st) - blocks(new)
+        self.root.action(f"compressed {show(rel)} ({blocks(st)} -> {blocks(new)} bytes)")
+
+    @staticmethod
+    def gzip_to(src: int, fd: int, name: str, temp: str, st: os.stat_result) -> os.stat_result:
+        """Writes src gzipped to `temp` in fd with the original's owner, mode and times; returns
+        the stat of the written file. Raises OSError."""
+        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      stat.S_IMODE(st.st_mode), dir_fd=fd)
+        try:
+            with os.fdopen(os.dup(src), "rb") as reader, os.fdopen(os.dup(out), "wb") as raw, \
+                    gzip.GzipFile(filename=name, mode="wb", fileobj=raw, mtime=int(st.st_mtime)) as writer:
+                shutil.copyfileobj(reader, writer, 1 << 20)
+            os.fchown(out, st.st_uid, st.st_gid)
+            os.fsync(out)
+            new = os.fstat(out)
+        finally:
+            os.close(out)
+        os.utime(temp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=fd, follow_symlinks=False)
+        return new
+
+    def swap(self, fd: int, name: str, temp: str, target: str, st: os.stat_result, d: LogDir, top: int) -> bool:
+        free, lock = self.root.take_dir_lock(top, d)
+        if not free:
+            return False
+        try:
+            now = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
+                return False
+            os.rename(temp, target, src_dir_fd=fd, dst_dir_fd=fd)
+            os.unlink(name, dir_fd=fd)
+            return True
+        except OSError as exc:
+            self.root.error(f"cannot replace {escape(name)} with {escape(target)}", exc)
+            return False
+        finally:
+            if lock is not None:
+                os.close(lock)
