@@ -89,9 +89,9 @@ def cmd_plan(args: list[str], environ: Mapping[str, str]) -> int:
 
 
 def cmd_probe(args: list[str], environ: Mapping[str, str]) -> int:
-    from bootstrap.rundir import probe
+    from bootstrap.rundir import PROBE_KINDS, READY_PROBE, probe
 
-    kinds = {(): "ready", ("--live",): "live", ("--startup",): "startup", ("--ready",): "ready"}
+    kinds: dict[tuple[str, ...], str] = {(): READY_PROBE, **{(f"--{name}",): name for name in PROBE_KINDS}}
     kind = kinds.get(tuple(args))
     if kind is None:
         raise UsageError(f"bad probe arguments {' '.join(args)!r}; use 'bootstrap probe [--live | --startup]'")

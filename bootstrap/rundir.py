@@ -29,6 +29,10 @@ SUPERVISOR_FILE = "supervisor.json"  # PID 1's counters, for the metrics
 CHECKS_FILE = "checks.json"  # the readiness checker's counters, for the metrics
 RUN_FILES = (STATUS_FILE, READY_FILE, SUPERVISOR_FILE, CHECKS_FILE)
 JSON_FILES = (STATUS_FILE, SUPERVISOR_FILE, CHECKS_FILE)
+# The kubelet's probes, answered by `bootstrap probe --KIND`, the HTTP endpoint's /KIND and the
+# probe ports (ready and live), all through `probe` or the same files.
+READY_PROBE, LIVE_PROBE, STARTUP_PROBE = "ready", "live", "startup"
+PROBE_KINDS = (READY_PROBE, LIVE_PROBE, STARTUP_PROBE)
 _notify_fd = -1  # a pipe's non-blocking write end: the probe ports wake on every change
 
 
@@ -85,17 +89,13 @@ def write_json(run_dir: str, name: str, doc: Mapping[str, Any]) -> None:
     write_atomic(os.path.join(run_dir, name), (json.dumps(doc, sort_keys=True) + "\n").encode())
 
 
-def read_file(run_dir: str, name: str) -> dict[str, Any] | None:
-    """A run-dir JSON file (one of JSON_FILES), or None when it is missing or not (yet) one."""
-    return read_json(os.path.join(run_dir, name))
-
-
-def read_json(path: str) -> dict[str, Any] | None:
-    """A JSON object from a run-dir file, or None when it is missing or not (yet) one."""
+def read_json(run_dir: str, name: str) -> dict[str, Any] | None:
+    """The run-dir file `name` (one of JSON_FILES) as a JSON object, or None when it is missing or
+    not (yet) one."""
     import json  # here, not at the top: `bootstrap probe` (readiness) needs only os.path.exists
 
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(os.path.join(run_dir, name), encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError):
         return None
@@ -103,7 +103,7 @@ def read_json(path: str) -> dict[str, Any] | None:
 
 
 def read(run_dir: str) -> dict[str, Any] | None:
-    return read_file(run_dir, STATUS_FILE)
+    return read_json(run_dir, STATUS_FILE)
 
 
 def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[str, Any]:
@@ -161,12 +161,13 @@ def _alive(pid: Any) -> bool:
 
 
 def probe(run_dir: str, kind: str) -> bool:
-    """readiness: the `ready` marker exists; live: supervisor and app alive; startup: ready once."""
-    if kind == "ready":
+    """One of PROBE_KINDS. ready: the `ready` marker exists; live: supervisor and app alive;
+    startup: ready once."""
+    if kind == READY_PROBE:
         return os.path.exists(os.path.join(run_dir, READY_FILE))
     status = read(run_dir)
     if status is None:
         return False
-    if kind == "startup":
+    if kind == STARTUP_PROBE:
         return bool(status.get("ready_at"))
     return status.get("state") != "exited" and _alive(status.get("supervisor_pid")) and _alive(status.get("pid"))

@@ -28,6 +28,23 @@ def parse_quantity(text: str) -> float | None:
     return float(match.group(1)) * QUANTITY_UNITS[match.group(2) or ""]
 
 
+def exact_quantity(text: str) -> tuple[int, int] | None:
+    """A Kubernetes quantity in bytes as an exact fraction (numerator, denominator), so that the
+    caller can tell 1.5Ki (1536) from 0.4 (not a whole byte); None when `text` is not one. Beyond
+    40 integer digits the value is capped there (too large for any use either way), and a fraction
+    with over 64 significant decimals is never whole (the largest unit has 2**60 or 10**18)."""
+    match = QUANTITY_RE.match(text.strip())
+    if not match:
+        return None
+    whole, _, fraction = match.group(1).partition(".")
+    whole, fraction = whole.lstrip("0") or "0", fraction.rstrip("0")
+    if len(whole) > 40:
+        whole, fraction = "1" + "0" * 40, ""
+    if len(fraction) > 64:
+        return 1, 3  # not whole, and never looked at more closely
+    return int(whole + fraction) * QUANTITY_UNITS[match.group(2) or ""], 10 ** len(fraction)
+
+
 def parse_jvm_size(text: str) -> int | None:
     """A HotSpot size (512m, 2G, 1048576) in bytes, or None when `text` is not one."""
     text = text.strip().lower()

@@ -15,7 +15,7 @@ from dockerfile_gen.registry import replicate
 from dockerfile_gen.choose import explain
 from dockerfile_gen.errors import EXIT_INCOMPLETE, EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_USER_ERROR, GenError
 from dockerfile_gen.generate import Options, batch, generate, write_outputs
-from dockerfile_gen.spec import load_spec
+from dockerfile_gen.specfile import load_spec
 from dockerfile_gen.tree import Tree, load_tree, root_overrides
 
 log = logging.getLogger("dockerfile_gen")

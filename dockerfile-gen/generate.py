@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from dockerfile_gen import chartcheck, render, yamlout
 from dockerfile_gen.choose import Candidate, choose
 from dockerfile_gen.errors import GenError
-from dockerfile_gen.spec import AppSpec, load_spec
+from dockerfile_gen.spec import AppSpec
+from dockerfile_gen.specfile import load_spec
 from dockerfile_gen.tree import Tree
 from dockerfile_gen.values import env_values, shared_values
 
@@ -76,7 +77,9 @@ def write_outputs(directory: str, files: Mapping[str, str]) -> None:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SpecResult:
+    """One spec of a batch: the app and base it got, or the error line."""
+
     spec_path: str
     app: str | None
     base: str | None
@@ -85,16 +88,16 @@ class Outcome:
 
 @dataclass(frozen=True)
 class BatchReport:
-    outcomes: tuple[Outcome, ...]
+    results: tuple[SpecResult, ...]
 
     @property
-    def failures(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if o.error is not None)
+    def failures(self) -> tuple[SpecResult, ...]:
+        return tuple(o for o in self.results if o.error is not None)
 
     def summary(self) -> str:
-        bases = Counter(o.base for o in self.outcomes if o.base is not None)
-        done = len(self.outcomes) - len(self.failures)
-        lines = [f"batch: {len(self.outcomes)} specs, {done} generated, {len(self.failures)} failed"]
+        bases = Counter(o.base for o in self.results if o.base is not None)
+        done = len(self.results) - len(self.failures)
+        lines = [f"batch: {len(self.results)} specs, {done} generated, {len(self.failures)} failed"]
         lines += [f"  base {name}: {count}" for name, count in sorted(bases.items(), key=lambda kv: (-kv[1], kv[0]))]
         return "\n".join(lines) + "\n"
 
@@ -107,13 +110,13 @@ def find_specs(apps_dir: str) -> list[str]:
     return [os.path.join(apps_dir, d, SPEC_FILE) for d in dirs if os.path.isfile(os.path.join(apps_dir, d, SPEC_FILE))]
 
 
-def _one(spec_path: str, tree: Tree, options: Options, out_dir: str) -> Outcome:
+def _one(spec_path: str, tree: Tree, options: Options, out_dir: str) -> SpecResult:
     try:
         result = generate(load_spec(spec_path, options.allow_missing_artifact), tree, options)
         write_outputs(os.path.join(out_dir, os.path.basename(os.path.dirname(spec_path))), result.files)
     except GenError as exc:
-        return Outcome(spec_path, None, None, str(exc))
-    return Outcome(spec_path, result.spec.name, result.choice.image.name, None)
+        return SpecResult(spec_path, None, None, str(exc))
+    return SpecResult(spec_path, result.spec.name, result.choice.image.name, None)
 
 
 # Worker state: the tree is sent once per worker process, not once per spec.
@@ -124,7 +127,7 @@ def _init_worker(tree: Tree, options: Options, out_dir: str) -> None:
     _WORKER.update(tree=tree, options=options, out_dir=out_dir)
 
 
-def _work(chunk: list[str]) -> list[Outcome]:
+def _work(chunk: list[str]) -> list[SpecResult]:
     tree, options, out_dir = _WORKER["tree"], _WORKER["options"], _WORKER["out_dir"]
     assert isinstance(tree, Tree) and isinstance(options, Options) and isinstance(out_dir, str)
     return [_one(p, tree, options, out_dir) for p in chunk]
@@ -141,19 +144,19 @@ def batch(apps_dir: str, out_dir: str, tree: Tree, options: Options, jobs: int =
     if jobs > 1 and len(specs) > 64:
         size = max(16, len(specs) // (jobs * 8))
         with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(tree, options, out_dir)) as pool:
-            outcomes = [o for part in pool.map(_work, _chunks(specs, size)) for o in part]
+            results = [o for part in pool.map(_work, _chunks(specs, size)) for o in part]
     else:
-        outcomes = [_one(p, tree, options, out_dir) for p in specs]
-    return BatchReport(tuple(_mark_duplicates(outcomes)))
+        results = [_one(p, tree, options, out_dir) for p in specs]
+    return BatchReport(tuple(_mark_duplicates(results)))
 
 
-def _mark_duplicates(outcomes: list[Outcome]) -> list[Outcome]:
+def _mark_duplicates(results: list[SpecResult]) -> list[SpecResult]:
     """Two specs with one app name would fight over one Helm release and one image."""
     first: dict[str, str] = {}
     out = []
-    for o in outcomes:
+    for o in results:
         if o.app is not None and o.app in first:
-            o = Outcome(o.spec_path, o.app, None, f"{o.spec_path}: name: {o.app!r} is also the name in {first[o.app]}")
+            o = SpecResult(o.spec_path, o.app, None, f"{o.spec_path}: name: {o.app!r} is also the name in {first[o.app]}")
         elif o.app is not None:
             first[o.app] = o.spec_path
         out.append(o)

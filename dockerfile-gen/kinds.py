@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bootstrap.settings import table
+from bootstrap.settings.parsers import Link, LogLink  # the entries of bootstrap.yaml's links: and log_links:
 
 # The image layout is the agent's default one, so the image needs no settings to find it.
 APP_HOME: str = table.setting_row("app_home").default
@@ -39,18 +40,6 @@ SERVLETS: dict[str, Servlet] = {
         user="tomcat",
     ),
 }
-
-
-@dataclass(frozen=True)
-class Link:
-    source: str  # relative to APP_HOME (bootstrap refuses escapes)
-    target: str
-
-
-@dataclass(frozen=True)
-class LogLink:
-    path: str
-    subdir: str
 
 
 class Kind(Protocol):

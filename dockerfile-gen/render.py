@@ -81,11 +81,8 @@ def app_ports(spec: AppSpec) -> tuple[int, ...]:
 def ready_settings(spec: AppSpec) -> dict[str, Any]:
     ready = spec.ready
     out: dict[str, Any] = {}
-    if spec.ready_set and ready.any_check:
-        for key in ("tcp", "http", "log", "pattern", "cmd"):
-            value = getattr(ready, key)
-            if value is not None:
-                out[key] = int(value) if key == "tcp" and isinstance(value, str) and value.isdigit() else value
+    if spec.ready_set and ready.checks:
+        out.update(ready.checks)
     elif app_ports(spec):
         out["tcp"] = app_ports(spec)[0]  # listening on the main port is the least a service must do
     out["timeout"] = _number(ready.timeout)

@@ -18,10 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from dockerfile_gen import checks
 from dockerfile_gen.errors import GenError
+from dockerfile_gen.input_files import TREE_FILE, TREE_LIMITS, read_input
 from dockerfile_gen.kinds import JAVA_VERSIONS, SERVLETS
 
 KEYS = frozenset("name parent from version description provides packages env run labels".split())
@@ -122,14 +121,7 @@ def load_tree(directory: str) -> Tree:
 
 
 def load_image(path: str) -> BaseImage:
-    try:
-        with open(path, "rb") as handle:
-            data = yaml.safe_load(handle)
-    except OSError as exc:
-        raise GenError(f"cannot read: {exc.strerror}", path) from None
-    except yaml.YAMLError as exc:
-        raise GenError(f"not valid YAML: {' '.join(str(exc).split())}", path) from None
-    return parse_image(data, path)
+    return parse_image(read_input(path, TREE_FILE, TREE_LIMITS), path)
 
 
 def parse_image(data: Any, path: str) -> BaseImage:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dockerfile_gen.spec import AppSpec, Deploy
+from dockerfile_gen.deploy import Deploy
+from dockerfile_gen.spec import AppSpec
 
 
 def _port_name(index: int, port: int) -> str:

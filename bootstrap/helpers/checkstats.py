@@ -13,9 +13,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 # Check durations, seconds: a local TCP connect takes well under a millisecond, a command up to
-# readiness.CMD_TIMEOUT (10 s).
+# checks.CMD_TIMEOUT (10 s).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-CHECK_KINDS = ("tcp", "http", "log", "cmd", "running")
+# The kinds of readiness check, which the counters are kept by and the metrics label by. Named
+# here, not in checks.py, because the metrics must not load the checks.
+TCP_KIND, HTTP_KIND, LOG_KIND, CMD_KIND, RUNNING_KIND = "tcp", "http", "log", "cmd", "running"
+CHECK_KINDS = (TCP_KIND, HTTP_KIND, LOG_KIND, CMD_KIND, RUNNING_KIND)
 SAVE_INTERVAL = 1.0  # checks.json is rewritten at most this often, except on a state change
 
 
@@ -29,7 +32,7 @@ class CheckStats:
     def __init__(self, run_dir: str, app_pid: int, started_at: float) -> None:
         self.run_dir = run_dir
         self.app_pid, self.started_at = app_pid, started_at
-        previous = rundir.read_file(run_dir, rundir.CHECKS_FILE) or {}
+        previous = rundir.read_json(run_dir, rundir.CHECKS_FILE) or {}
         mine = previous.get("app_pid") == app_pid and previous.get("le") == list(BUCKETS)
         self.checks: dict[str, dict[str, Any]] = previous.get("checks", {}) if mine else {}
         self.transitions: int = previous.get("ready_transitions", 0) if mine else 0

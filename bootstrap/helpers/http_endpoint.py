@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
     from bootstrap.settings.table import Settings
 
-PROBES = {"/ready": "ready", "/live": "live", "/startup": "startup"}
+PROBES = {f"/{kind}": kind for kind in rundir.PROBE_KINDS}
+PATHS = " ".join([*PROBES, "/status", "/metrics"])
 REQUEST_TIMEOUT = 5.0  # a client that sends nothing loses its thread after this long
-INDEX = b"bootstrap agent: /ready /live /startup /status /metrics\n"
+INDEX = f"bootstrap agent: {PATHS}\n".encode()
 TEXT = "text/plain; charset=utf-8"
 # generate_latest writes the classic text format; newer prometheus_client releases label it 1.0.0
 # (UTF-8 names), which Prometheus 2.x does not know. Our names are all legacy names, so say 0.0.4.
@@ -47,7 +48,7 @@ def serve_main(settings: Settings, app_pid: int, heartbeat_fd: int) -> NoReturn:
         log.error(f"http endpoint: cannot listen on 0.0.0.0:{settings.http_port} ({exc.strerror}); "
                   "set BOOTSTRAP_HTTP_PORT to a free port")
         os._exit(70)  # PID 1 restarts us with a backoff
-    log.debug(f"http endpoint: serving /ready /live /startup /status /metrics on port {settings.http_port}")
+    log.debug(f"http endpoint: serving {PATHS} on port {settings.http_port}")
     server.serve_forever()
     os._exit(70)
 
@@ -79,7 +80,7 @@ class AgentServer(ThreadingHTTPServer):
             return self.scrape()
         if path == "/":
             return 200, TEXT, INDEX
-        return 404, TEXT, b"not found: try /ready /live /startup /status /metrics\n"
+        return 404, TEXT, f"not found: try {PATHS}\n".encode()
 
     def scrape(self) -> tuple[int, str, bytes]:
         try:

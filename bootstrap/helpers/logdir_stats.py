@@ -65,7 +65,7 @@ def record_counts(path: str) -> tuple[int, dict[str, int]]:
     return starts, causes
 
 
-class LogDir:
+class LogDirStats:
     """The log dir's size and its records, refreshed at most every LOG_DIR_INTERVAL seconds."""
 
     def __init__(self, link: str, clock: Callable[[], float]) -> None:

@@ -1,7 +1,7 @@
-"""The agent's Prometheus metrics, served by the HTTP helper (`agent_http`): what the run dir's
+"""The agent's Prometheus metrics, served by the HTTP helper (`http_endpoint`): what the run dir's
 files say, read at scrape time, plus the app's process group and log directory.
 
-Three processes know things, and each writes its file in the run dir (`status`, atomically):
+Three processes know things, and each writes its file in the run dir (`rundir`, atomically):
 
 - PID 1: `supervisor.json` (phases, signals forwarded, zombies reaped, helper restarts);
 - the readiness checker: `status.json`, and `checks.json` through `checkstats.CheckStats`;
@@ -27,7 +27,7 @@ from bootstrap import __version__, rundir
 from bootstrap.helpers import netdev
 from bootstrap.helpers.apptree import AppTree, TreeSample, jvm_version
 from bootstrap.helpers.checkstats import CHECK_KINDS
-from bootstrap.helpers.logdir_stats import LOG_DIR_INTERVAL, LOG_DIR_MAX_ENTRIES, LogDir
+from bootstrap.helpers.logdir_stats import LOG_DIR_INTERVAL, LOG_DIR_MAX_ENTRIES, LogDirStats
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
     from bootstrap.settings.table import Settings
 
-STATES = rundir.STATES
 COMMON_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
 
 
@@ -50,10 +49,6 @@ def registry_for(settings: Settings, app_pid: int) -> CollectorRegistry:
 def exposition(registry: CollectorRegistry) -> bytes:
     """The Prometheus text format of everything in the registry."""
     return bytes(generate_latest(registry))
-
-
-def read_json(run_dir: str, name: str) -> dict[str, Any]:
-    return rundir.read_file(run_dir, name) or {}
 
 
 def parse_iso(text: Any) -> float | None:
@@ -76,7 +71,7 @@ class Collector:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.run_dir, self.app_pid, self.info = run_dir, app_pid, info
         self.tree = AppTree(app_pid)
-        self.log_dir = LogDir(log_link, clock)
+        self.log_dir = LogDirStats(log_link, clock)
         self.jvm_versions: dict[tuple[int, float], str] = {}
         self.lock = threading.Lock()
 
@@ -91,10 +86,10 @@ class Collector:
 
     def collect(self) -> list[Any]:
         with self.lock:
-            supervisor = read_json(self.run_dir, rundir.SUPERVISOR_FILE)
-            state = read_json(self.run_dir, rundir.STATUS_FILE)
-            checks = read_json(self.run_dir, rundir.CHECKS_FILE)
-            ready = rundir.probe(self.run_dir, "ready")
+            supervisor = rundir.read_json(self.run_dir, rundir.SUPERVISOR_FILE) or {}
+            state = rundir.read_json(self.run_dir, rundir.STATUS_FILE) or {}
+            checks = rundir.read_json(self.run_dir, rundir.CHECKS_FILE) or {}
+            ready = rundir.probe(self.run_dir, rundir.READY_PROBE)
             self.log_dir.refresh()
             tree = self.tree.sample()
             jvm = None
@@ -134,7 +129,7 @@ def lifecycle_families(supervisor: dict[str, Any], state: dict[str, Any], checks
                                           "Seconds from the app's spawn to its first ready.", value=float(to_ready)))
     one_hot = GaugeMetricFamily("bootstrap_state", "1 for the agent's current state (status.json), 0 for the others.",
                                 labels=["state"])
-    for name in STATES:
+    for name in rundir.STATES:
         one_hot.add_metric([name], 1.0 if state.get("state") == name else 0.0)
     families.append(one_hot)
     started = parse_iso(supervisor.get("started_at"))
@@ -209,7 +204,7 @@ def network_families(interfaces: dict[str, tuple[int, int]]) -> list[Any]:
     return [received, sent]
 
 
-def info_families(info: dict[str, str], jvm: str | None, log_dir: LogDir) -> list[Any]:
+def info_families(info: dict[str, str], jvm: str | None, log_dir: LogDirStats) -> list[Any]:
     families: list[Any] = [InfoMetricFamily("bootstrap", "The app and agent this endpoint belongs to.", value=info)]
     if jvm is not None:
         families.append(InfoMetricFamily("bootstrap_jvm", "The JVM found in the app's process group.",

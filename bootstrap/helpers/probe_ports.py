@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
     from bootstrap.settings.table import Settings
 
-PORT_VARS = {"ready": "BOOTSTRAP_READY_PORT", "live": "BOOTSTRAP_LIVE_PORT"}  # for the error message
+# The setting of each port, for the error message when it cannot be bound.
+PORT_VARS = {rundir.READY_PROBE: "BOOTSTRAP_READY_PORT", rundir.LIVE_PROBE: "BOOTSTRAP_LIVE_PORT"}
 BACKLOG = 1  # a hung helper must fail the probes soon: the kernel queues at most two connections
 RECHECK_INTERVAL = 1.0  # while the live port is closed, or a not_ready window runs
 
@@ -56,7 +57,7 @@ def app_stopped(pid: int) -> bool:
 class ProbePorts:
     def __init__(self, settings: Settings, app_pid: int, notify_fd: int) -> None:
         self.run_dir, self.app_pid, self.notify_fd = settings.run_dir, app_pid, notify_fd
-        self.ports = {"ready": settings.ready_port, "live": settings.live_port}
+        self.ports = {rundir.READY_PROBE: settings.ready_port, rundir.LIVE_PROBE: settings.live_port}
         self.window = settings.live_window
         self.listeners: dict[str, socket.socket] = {}
         self.poller = select.poll()
@@ -92,7 +93,7 @@ class ProbePorts:
     def update(self) -> None:
         """Opens or closes each listener to match the state."""
         ready = os.path.exists(os.path.join(self.run_dir, rundir.READY_FILE))
-        self.set_open("ready", ready)
+        self.set_open(rundir.READY_PROBE, ready)
         problem = self.unhealthy()
         if problem != self.live_problem:
             if problem:
@@ -100,7 +101,7 @@ class ProbePorts:
             elif self.live_problem:
                 log.info("probe ports: live again")
             self.live_problem = problem
-        self.set_open("live", problem is None)
+        self.set_open(rundir.LIVE_PROBE, problem is None)
 
     def set_open(self, kind: str, wanted: bool) -> None:
         port = self.ports[kind]
@@ -145,7 +146,7 @@ class ProbePorts:
                     continue
                 kind = next(k for k, s in self.listeners.items() if s.fileno() == fd)
                 accept_all(self.listeners[kind])
-                if kind == "live":
+                if kind == rundir.LIVE_PROBE:
                     changed = True  # each liveness probe re-reads the app's process state
             if changed:
                 self.update()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from bootstrap import log, sizes
 from bootstrap.errors import EX_CONFIG, BootstrapError, UsageError
-from bootstrap.node.logroot import escape
+from bootstrap.node.logroot import escape, write_line
 from bootstrap.node.metrics import Metrics
 from bootstrap.node.prune import Options, Report, run_pass
 
@@ -25,14 +25,22 @@ FLAGS = ("--root", "--keep-days", "--max-bytes", "--compress-after-days", "--met
          "--metrics-port", "--metrics-address")
 
 
+MAX_BYTES = 2**63 - 1  # 8Ei less one byte: the largest size a file system reports
+
+
 def parse_size(text: str) -> int:
-    """--max-bytes as a Kubernetes quantity (bootstrap.sizes): 10G = 10×1000³, 500Mi = 500×1024²."""
-    value = sizes.parse_quantity(text)
-    if value is None:
+    """--max-bytes as a Kubernetes quantity (bootstrap.sizes): 10G = 10×1000³, 500Mi = 500×1024²;
+    a fraction is fine when it makes whole bytes (1.5Ki = 1536), never rounded (0.4 is refused)."""
+    exact = sizes.exact_quantity(text)
+    if exact is None:
         raise UsageError(f"--max-bytes={text[:40]!r} is not a size; use {sizes.QUANTITY_HELP}")
-    if value >= 2**63:
-        raise UsageError(f"--max-bytes={text[:40]!r} is too large; give at most 8Ei")
-    return int(value)
+    numerator, denominator = exact
+    if numerator // denominator > MAX_BYTES:
+        raise UsageError(f"--max-bytes={text[:40]!r} is too large; give at most {MAX_BYTES} bytes (8Ei - 1)")
+    if numerator % denominator:
+        raise UsageError(f"--max-bytes={text[:40]!r} is not a whole number of bytes; give bytes, or a "
+                         "fraction of a unit that makes whole bytes (1.5Ki = 1536)")
+    return numerator // denominator
 
 
 def parse_number(flag: str, text: str, minimum: float = 0.0, maximum: float = 1e9) -> float:
@@ -124,8 +132,7 @@ def one_pass(options: Options) -> Report:
         raise BootstrapError(f"cannot prune {escape(options.root)}: {exc.strerror}; check that the log root "
                              "exists and is mounted read-write", EX_CONFIG) from None
     if not report.skipped:
-        sys.stdout.write(report.summary() + "\n")
-        sys.stdout.flush()
+        write_line(report.summary())
     return report
 
 

@@ -1,8 +1,11 @@
 """--compress-after-days: gzip the rotated log files of dead log directories, each to NAME.gz with
 its owner, mode and mtime, so compressing never makes a directory look younger.
 
-A file is gzipped to a temporary name first; the swap (NAME.gz appears, NAME goes) is made while
-holding the directory's lock and only if the file did not change meanwhile.
+A file is gzipped to a temporary name first (TEMP_PREFIX + a random part: it fits NAME_MAX whatever
+NAME is); the swap (NAME.gz appears, NAME goes) is made while holding the locks of the log
+directory and of any log directory it is nested in, and only if the file did not change meanwhile.
+A file with other links is left as it is (compressing it would free nothing), and so is one whose
+NAME.gz would not fit NAME_MAX.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ import re
 import shutil
 import stat
 
-from bootstrap.node.logroot import DAY, MAX_DEPTH, LogRoot, blocks, escape, show
+from bootstrap.node.locks import DirLocks
+from bootstrap.node.logroot import (DAY, MAX_DEPTH, NAME_MAX, TEMP_PREFIX, Blocked, LogRoot, blocks, escape,
+                                    is_log_dir, own_name, show)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,10 +35,11 @@ ROTATED = re.compile(r"""(
 
 
 def compressible(name: str, st: os.stat_result, before: float) -> bool:
-    """A rotated log file last written before `before`: never the active file, a hidden one or
-    one already compressed."""
-    return (stat.S_ISREG(st.st_mode) and st.st_mtime < before and not name.startswith(".")
-            and not name.lower().endswith(COMPRESSED) and ROTATED.search(name) is not None)
+    """A rotated log file last written before `before`: never the active file, a hidden one, one
+    already compressed, one with other links, or one whose NAME.gz would not fit NAME_MAX."""
+    return (stat.S_ISREG(st.st_mode) and st.st_mtime < before and st.st_nlink == 1 and not name.startswith(".")
+            and not name.lower().endswith(COMPRESSED) and ROTATED.search(name) is not None
+            and len(os.fsencode(name)) <= NAME_MAX - len(".gz"))
 
 
 def unlink_quietly(name: str, fd: int) -> None:
@@ -53,7 +59,7 @@ class Compressor:
             return
         before = self.root.now - days * DAY
         for d in dirs:
-            if d.live or d.gone or not d.to_compress:
+            if d.live or d.lockless or d.gone or not d.to_compress:
                 continue
             parent = self.root.open_parent(d.rel)
             if parent is None:
@@ -61,33 +67,41 @@ class Compressor:
             try:
                 with self.root.opened(parent, d.rel) as fd:
                     if fd is not None:
-                        self.compress_in(fd, d, d.rel, before, fd, 0)
+                        self.compress_in(fd, d, d.rel, before, [(fd, d.rel)], 0)
+            except Blocked:
+                continue  # it became a mount point: next pass
             finally:
                 os.close(parent)
 
-    def compress_in(self, fd: int, d: LogDir, rel: tuple[str, ...], before: float, top: int, depth: int) -> None:
-        if depth > MAX_DEPTH or d.live:
+    def compress_in(self, fd: int, d: LogDir, rel: tuple[str, ...], before: float,
+                    owners: list[tuple[int, tuple[str, ...]]], depth: int) -> None:
+        """`owners`: the log dirs from d down to fd, whose locks the swap holds."""
+        if depth > MAX_DEPTH or d.live or d.lockless:
             return
         for name, st in self.root.entries(fd, rel):
-            if d.live:
-                return  # its agent started during this pass
+            if d.live or d.lockless:
+                return  # its agent started during this pass, or its lock file is gone
             if stat.S_ISDIR(st.st_mode) and st.st_dev == self.root.dev:
-                with self.root.opened(fd, (*rel, name)) as child:
-                    if child is not None:
-                        self.compress_in(child, d, (*rel, name), before, top, depth + 1)
+                try:
+                    with self.root.opened(fd, (*rel, name)) as child:
+                        if child is not None:
+                            inner = [*owners, (child, (*rel, name))] if is_log_dir(child) else owners
+                            self.compress_in(child, d, (*rel, name), before, inner, depth + 1)
+                except Blocked:
+                    continue  # never entered (the scan found it)
             elif compressible(name, st, before):
                 if self.root.options.dry_run:
                     self.root.report.compressed_files += 1
                     self.root.action(f"would compress {show((*rel, name))} ({blocks(st)} bytes)")
                 else:
-                    self.compress_file(fd, name, st, d, (*rel, name), top)
+                    self.compress_file(fd, name, st, d, (*rel, name), owners)
 
     def compress_file(self, fd: int, name: str, st: os.stat_result, d: LogDir, rel: tuple[str, ...],
-                      top: int) -> None:
+                      owners: list[tuple[int, tuple[str, ...]]]) -> None:
         """gzip to a temporary name, then, holding the dir's lock, check the file did not change and
         swap: NAME.gz appears and NAME goes. Owner, mode and mtime are kept, so the dir's age stays."""
         target = name + ".gz"
-        temp = f".{name}.gz.{os.getpid()}.tmp"
+        temp = own_name(TEMP_PREFIX, ".tmp")
         try:
             os.stat(target, dir_fd=fd, follow_symlinks=False)
             self.root.error(f"cannot compress {show(rel)}", f"{escape(target)} already exists; left as is")
@@ -113,7 +127,7 @@ class Compressor:
             return
         finally:
             os.close(src)
-        if not self.swap(fd, name, temp, target, st, d, top):
+        if not self.swap(fd, name, temp, target, st, d, owners):
             unlink_quietly(temp, fd)
             return
         self.root.report.compressed_files += 1
@@ -139,11 +153,12 @@ class Compressor:
         os.utime(temp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=fd, follow_symlinks=False)
         return new
 
-    def swap(self, fd: int, name: str, temp: str, target: str, st: os.stat_result, d: LogDir, top: int) -> bool:
-        free, lock = self.root.take_dir_lock(top, d)
-        if not free:
-            return False
+    def swap(self, fd: int, name: str, temp: str, target: str, st: os.stat_result, d: LogDir,
+             owners: list[tuple[int, tuple[str, ...]]]) -> bool:
+        locks = DirLocks(self.root, d)
         try:
+            if not all(locks.take(owner, rel, create=False) for owner, rel in owners):
+                return False
             now = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if (now.st_ino, now.st_size, now.st_mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
                 return False
@@ -154,5 +169,4 @@ class Compressor:
             self.root.error(f"cannot replace {escape(name)} with {escape(target)}", exc)
             return False
         finally:
-            if lock is not None:
-                os.close(lock)
+            locks.release()

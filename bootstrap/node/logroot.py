@@ -1,31 +1,87 @@
 """The log root as one prune pass holds it open, shared by the pass's steps (scan, compress,
-remove): the root's descriptor and device, the options, the report and the output, and the
-descriptor-relative access every step uses so that no symlink is ever followed.
+remove): the root's descriptor, device and mount, the options, the report and the output, and the
+descriptor-relative access every step uses so that no symlink is followed and no mount is entered.
 
-Every directory is opened relative to its parent's descriptor with O_NOFOLLOW; the entries of a
-directory are streamed with os.scandir, so memory does not grow with the number of files.
+Every directory is opened relative to its parent's descriptor with O_NOFOLLOW and checked to be on
+the root's mount: same st_dev (another file system) and same mount ID (a bind mount of the same
+file system has the same st_dev; /proc/self/fdinfo tells them apart). The entries of a directory
+are streamed with os.scandir, so memory does not grow with the number of files.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from bootstrap import log
-from bootstrap.logdir import LOCK_FILE
+from bootstrap.logdir import LOCK_FILE, RECORD_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootstrap.node.prune import Options, Report
-    from bootstrap.node.scan import LogDir
 
 ROOT_LOCK = ".bootstrap-prune.lock"
-TRASH_PREFIX = ".bootstrap-trash."
+# The pruner's own names: short and fixed, so that they fit NAME_MAX (255 bytes) whatever the
+# name of the directory or file they stand for, and are recognised by the next pass.
+TRASH_PREFIX = ".bootstrap-trash."  # + 12 hex digits: a dead directory moved aside to be deleted
+TEMP_PREFIX = ".bootstrap-gz."  # + 12 hex digits + .tmp: a file being compressed
+NAME_MAX = 255
 MAX_DEPTH = 64  # inside a log directory; deeper trees are reported, not walked
 DAY = 86400.0
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MARKERS = (RECORD_FILE, LOCK_FILE)  # what makes a directory a log directory
+
+
+class Blocked(Exception):
+    """A directory a pass never goes into: a mount point, or one nested deeper than MAX_DEPTH."""
+
+    def __init__(self, rel: tuple[str, ...], why: str) -> None:
+        super().__init__(rel, why)
+        self.rel, self.why = rel, why
+
+
+def own_name(prefix: str, suffix: str = "") -> str:
+    return f"{prefix}{os.urandom(6).hex()}{suffix}"
+
+
+def mount_id(fd: int) -> int | None:
+    """The ID of the mount `fd` is on (/proc/self/fdinfo), or None when /proc cannot tell."""
+    try:
+        info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        text = os.read(info, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(info)
+    for line in text.splitlines():
+        if line.startswith(b"mnt_id:"):
+            return int(line.split()[1])
+    return None
+
+
+def is_log_dir(fd: int) -> bool:
+    for marker in MARKERS:
+        try:
+            os.stat(marker, dir_fd=fd, follow_symlinks=False)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def write_line(line: str) -> None:
+    """To stdout, whatever its encoding: under LANG=C it is ASCII, and what it cannot encode is
+    written as a backslash escape instead of raising."""
+    out = sys.stdout
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    out.write(line.encode(encoding, "backslashreplace").decode(encoding, "replace") + "\n")
+    out.flush()
 
 
 def escape(text: str) -> str:
@@ -64,14 +120,14 @@ class LogRoot:
         self.emit = emit
         self.now = now
         self.fd = -1
-        self.dev = 0  # the root's device: other mounts below it are not entered
+        self.dev = 0  # the root's device and mount ID: other mounts below it are not entered
+        self.mount: int | None = None
         self.lock_fd = -1
 
     # --- output --------------------------------------------------------------------------------
 
     def action(self, line: str) -> None:
-        self.report.lines.append(line)
-        self.emit(line)
+        self.emit(line)  # printed, never kept: memory must not grow with the number of files
 
     def error(self, what: str, exc: OSError | str) -> None:
         self.report.errors += 1
@@ -82,6 +138,7 @@ class LogRoot:
 
     def open(self) -> None:
         self.fd = os.open(self.options.root, DIR_FLAGS & ~os.O_NOFOLLOW)  # the root itself may be a link
+        self.dev, self.mount = os.fstat(self.fd).st_dev, mount_id(self.fd)
 
     def lock(self) -> bool:
         """One pass at a time per root: a second one exits at once (a loop just tries next period)."""
@@ -130,12 +187,24 @@ class LogRoot:
                     continue
                 yield entry.name, st
 
+    def open_dir(self, parent: int, rel: tuple[str, ...]) -> int:
+        """The directory rel[-1] under `parent`, opened without following a symlink; raises OSError,
+        or Blocked when it is on another mount (another file system, or a bind mount)."""
+        fd = os.open(rel[-1], DIR_FLAGS, dir_fd=parent)
+        try:
+            if os.fstat(fd).st_dev != self.dev or mount_id(fd) != self.mount:
+                raise Blocked(rel, "is a mount point")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     @contextmanager
     def opened(self, parent: int, rel: tuple[str, ...], missing_ok: bool = False) -> Iterator[int | None]:
-        """The directory rel[-1] under `parent`, opened without following a symlink and closed
-        afterwards; None (and one error line, unless it is missing and missing_ok) if it cannot be."""
+        """open_dir, closed afterwards; None (and one error line, unless it is missing and
+        missing_ok) if it cannot be opened. Blocked goes to the caller."""
         try:
-            fd = os.open(rel[-1], DIR_FLAGS, dir_fd=parent)
+            fd = self.open_dir(parent, rel)
         except OSError as exc:
             if not (missing_ok and exc.errno == errno.ENOENT):
                 self.error(f"cannot open {show(rel)}", exc)
@@ -148,11 +217,15 @@ class LogRoot:
 
     def open_parent(self, rel: tuple[str, ...]) -> int | None:
         """The directory holding rel[-1], opened component by component from the root (the
-        caller closes it); None when a component is gone or cannot be opened."""
+        caller closes it); None when a component is gone, cannot be opened or is a mount point."""
         fd = os.dup(self.fd)
-        for i, name in enumerate(rel[:-1]):
+        for i in range(len(rel) - 1):
             try:
-                child = os.open(name, DIR_FLAGS, dir_fd=fd)
+                child = self.open_dir(fd, rel[:i + 1])
+            except Blocked as blocked:
+                os.close(fd)
+                self.error(f"{show(blocked.rel)} {blocked.why}", "not entered")
+                return None
             except OSError as exc:
                 os.close(fd)
                 if exc.errno != errno.ENOENT:
@@ -161,25 +234,3 @@ class LogRoot:
             os.close(fd)
             fd = child
         return fd
-
-    def take_dir_lock(self, fd: int, d: LogDir) -> tuple[bool, int | None]:
-        """Before changing a dead dir (moving it aside, swapping in a compressed file): (False, None)
-        when the dir is live now; else (True, the held lock's fd, or None when the dir cannot have a
-        lock file because nobody may create one there)."""
-        try:
-            lock = os.open(LOCK_FILE, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                           0o644, dir_fd=fd)
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-                return True, None  # no agent can create one either
-            self.error(f"cannot open {show((*d.rel, LOCK_FILE))}; left alone", exc)
-            return False, None
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(lock)
-            d.live = True
-            self.report.live_dirs += 1
-            self.action(f"kept live {show(d.rel)} (its agent started during this pass)")
-            return False, None
-        return True, lock

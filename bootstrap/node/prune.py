@@ -5,32 +5,32 @@ The pass runs its steps in order, each in its own module:
 - bootstrap.node.logroot: the root held open and locked, the shared report and output, and the
   descriptor-relative access every step uses;
 - bootstrap.node.scan: find the log directories (at any depth up to MAX_PATTERN_DEPTH, whatever
-  BOOTSTRAP_LOG_DIR pattern made them), test which are live (their `.bootstrap.lock` is flocked),
-  measure everything;
+  BOOTSTRAP_LOG_DIR pattern made them), test which are live (their `.bootstrap.lock` is flocked)
+  or lockless (no lock file: only their age removes them), measure everything;
 - bootstrap.node.remove: delete trash left by an interrupted pass, age out (--keep-days), cap
-  (--max-bytes), each dead directory moved aside under its lock, then deleted;
+  (--max-bytes), each dead directory moved aside under the locks of every log directory in it
+  (bootstrap.node.locks), then deleted (bootstrap.node.delete);
 - bootstrap.node.compress: gzip old rotated files in dead directories (--compress-after-days).
 
 Safety against a hostile tree (the apps own their directories and write what they like):
 every path is opened relative to a directory descriptor with O_NOFOLLOW, so a symlink is never
-followed, and deletion goes through shutil.rmtree's descriptor-based walk; other mounts below the
-root are not entered. A dead directory is moved aside (renamed to TRASH_PREFIX…) while the pruner
-holds its lock, so an agent that starts in it at that moment re-creates it instead of writing
-into a directory being deleted; a trash directory left by an interrupted pass is deleted by the next.
+followed, and no mount point is crossed (another file system, or a bind mount of the same one);
+a directory holding one is not removed. A dead directory is moved aside (renamed to TRASH_PREFIX…)
+while the pruner holds its locks, so an agent that starts in it at that moment re-creates it
+instead of writing into a directory being deleted; a trash directory left by an interrupted pass
+is deleted by the next. Sizes count each inode once, and only bytes actually freed are reported.
 
 Memory stays bounded by the number of log directories, not of files: the tree is streamed with
-os.scandir and only one small record per log directory is kept.
+os.scandir, only one small record per log directory is kept, and output lines are printed, not kept.
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bootstrap.node.compress import Compressor
-from bootstrap.node.logroot import LogRoot
+from bootstrap.node.logroot import LogRoot, write_line
 from bootstrap.node.remove import Remover
 from bootstrap.node.scan import Scan
 
@@ -60,7 +60,6 @@ class Report:
     errors: int = 0
     skipped: bool = False  # another pass holds the root lock
     seconds: float = 0.0
-    lines: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         cap = "no cap" if self.cap_bytes is None else \
@@ -87,10 +86,13 @@ class Pass:
             if not root.lock():
                 report.skipped = True
                 return report
-            root.dev = os.fstat(root.fd).st_dev
             scan = Scan(root)
             report.root_bytes = scan.run()
             report.live_dirs = sum(1 for d in scan.dirs if d.live)
+            if root.mount is None:
+                root.error("cannot read /proc/self/fdinfo", "without it a bind mount cannot be told from a "
+                           "directory; nothing is removed or compressed")
+                return report
             remover = Remover(root)
             remover.clear_trash(scan.trash)
             remover.age_out(scan.dirs)
@@ -104,8 +106,4 @@ class Pass:
 
 
 def run_pass(options: Options, emit: Callable[[str], None] | None = None) -> Report:
-    def write(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-    return Pass(options, emit or write).run()
+    return Pass(options, emit or write_line).run()

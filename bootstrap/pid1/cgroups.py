@@ -3,7 +3,8 @@ counter of the cgroup this process is in, on cgroup v1 and v2.
 
 Found the way the JVM finds them: /proc/self/cgroup names the cgroup, /proc/self/mountinfo the
 mount of its hierarchy. On a hybrid host (v1 controllers plus an empty v2 mount) the v1 memory
-controller wins. `root` prefixes every path, so tests run on fake trees.
+controller wins. A limit above the host's memory (MemTotal in /proc/meminfo) is capped at it: the
+node runs out first. `root` prefixes every path, so tests run on fake trees.
 Standard library only, a handful of small reads: PID 1 does this before the app starts.
 """
 from __future__ import annotations
@@ -24,8 +25,8 @@ class Cgroup:
 
 @frozen
 class Limits:
-    memory: int | None  # bytes; None: no limit
-    memory_source: str  # the file it came from, or why there is none
+    memory: int | None  # bytes, never above the host's memory; None: no limit
+    memory_source: str  # the file it came from (and the cap, when the host has less), or why there is none
     cpus: float | None  # the CFS quota in CPUs; None: no quota
     cpu_source: str
     oom_kills: int | None  # the kernel's OOM-kill count for this cgroup; None: not available
@@ -133,6 +134,17 @@ def _v2_memory(directory: str, stop: str) -> tuple[int | None, str]:
         current = os.path.dirname(current)
 
 
+def host_memory(root: str = "/") -> tuple[int | None, str]:
+    """MemTotal of /proc/meminfo in bytes (None when unreadable), and the file."""
+    path = os.path.join(root, "proc/meminfo")
+    for line in (_read(path) or "").splitlines():
+        name, _, rest = line.partition(":")
+        if name == "MemTotal":
+            kib = _number(rest.strip().removesuffix("kB"))
+            return (kib * 1024 if kib else None), path
+    return None, path
+
+
 def read_limits(root: str = "/") -> Limits:
     group = find(root)
     memory: int | None = None
@@ -162,6 +174,10 @@ def read_limits(root: str = "/") -> Limits:
         memory, memory_source = _v2_memory(group.memory_dir, mount)
         oom_source = os.path.join(group.memory_dir, "memory.events")
         oom_kills = _keyed(_read(oom_source), "oom_kill")
+    host, meminfo = host_memory(root)
+    if memory is not None and host is not None and memory > host:
+        memory_source = f"{memory_source}: {memory >> 20} MiB, more than the host's memory; capped at MemTotal of {meminfo}"
+        memory = host
     if oom_kills is None:
         oom_source = None
     if group.version == 2 and group.cpu_dir:

@@ -11,9 +11,11 @@ app), write a heap dump when the log root has room for one, and put hs_err files
 the VM's own output (thread dumps, the "Terminating due to java.lang.OutOfMemoryError" line)
 into the log directory, where `bootstrap.pid1.forensics` finds them at exit.
 
-A flag the user set (JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS, JAVA_OPTS, CATALINA_OPTS or the command
-line) wins and is never repeated; flags are compared by name, and -Xmx, -XX:MaxRAMPercentage,
--XX:MaxRAM and -XX:MaxRAMFraction count as one. Standard library only: PID 1 runs this.
+A flag the user set wins and is never repeated, but only where the JVM reads it: JAVA_TOOL_OPTIONS,
+JDK_JAVA_OPTIONS, the command line and the @argfiles on it, and JAVA_OPTS or CATALINA_OPTS only
+when the command expands them or runs a start script that reads them. Flags are compared by name,
+and -Xmx, -XX:MaxRAMPercentage, -XX:MaxRAM and -XX:MaxRAMFraction count as one (so does
+-XX:MinRAMPercentage where HotSpot reads it: small memory). Standard library only: PID 1 runs this.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from bootstrap.frozen import frozen
 from bootstrap.sizes import parse_jvm_size
 from bootstrap.pid1.cgroups import Limits
+from bootstrap.pid1.jvmflags import user_flags, value
 
 MiB = 1 << 20
 # Budgets per memory limit; bench/jvm_memory.py checks them under real limits (docs/benchmarks.md).
@@ -38,16 +41,24 @@ CODE_CACHE = (1 / 20, 24 * MiB, 240 * MiB)  # HotSpot reserves 240 MiB; a servic
 DIRECT = (1 / 32, 8 * MiB, 128 * MiB)
 # GC and JIT native memory, malloc arenas, libjvm and the CDS archive, and the agent itself
 HEADROOM = (0.03, 32 * MiB, 256 * MiB)
+# On top of it, G1's (or Parallel's) own native memory, which grows with the heap: NMT on JDK 17 with
+# a full heap commits 4.7% of it at 4 GiB, 4.2% at 8 GiB, 3.8% at 16 GiB (docs/jvm.md). Serial GC
+# (HotSpot's choice below G1_FROM) needs a few MiB, which HEADROOM holds.
+GC_SHARE = 0.04
+G1_FROM = 1792 * MiB  # HotSpot picks G1 from 2 GiB less 256 MiB of memory (with 2 CPUs): a "server class machine"
+COLLECTORS = ("UseSerialGC", "UseG1GC", "UseParallelGC", "UseZGC", "UseShenandoahGC")
+# HotSpot's built-in MaxHeapSize (ScaleForWordSize(96M)): MinRAMPercentage sizes the heap only when
+# its share of the memory is below this, and the default heap is never smaller
+HOTSPOT_MAX_HEAP = 96 * MiB * 13 // 10
 HEAP_DUMP_MARGIN = 64 * MiB  # free space needed beyond the max heap before a dump is allowed
 HEAP_DUMPS_KEPT = 3  # newest heap dumps kept in the log dir, counting the one this run may write
 VM_LOGS_KEPT = 10  # newest jvm-*.log and hs_err-*.log files kept
 GC_LOG_FILES, GC_LOG_SIZE = 5, "10M"
-USER_SOURCES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "JAVA_OPTS", "CATALINA_OPTS")
-# -X shorthands and the -XX name they set
-SHORTHANDS = {"-Xmx": "MaxHeapSize", "-Xms": "InitialHeapSize", "-Xss": "ThreadStackSize", "-Xmn": "NewSize"}
 HEAP_GROUP = frozenset({"MaxHeapSize", "MaxRAMPercentage", "MaxRAMFraction", "MaxRAM", "MinRAMPercentage"})
-# characters that would split a JAVA_TOOL_OPTIONS word or end an -Xlog option early
-UNSAFE_PATH = frozenset(" \t\n\r'\"\\:,=")
+# JAVA_TOOL_OPTIONS splits words at whitespace and takes quotes away: a log dir with these gets no file flags
+UNSAFE_PATH = frozenset(" \t\n\r'\"\\")
+# -Xlog splits its option at ':' (and its parts at ',' and '='): a file name with them must be quoted
+XLOG_QUOTED = frozenset(":,=")
 
 
 @frozen
@@ -67,6 +78,7 @@ class Budget:
     stack_size: int
     threads: int
     headroom: int
+    gc: int  # of the headroom, the GC's native memory: GC_SHARE of the heap with G1, 0 with Serial
 
 
 @frozen
@@ -87,63 +99,28 @@ def _clamp(limit: int, rule: tuple[float, int, int]) -> int:
     return max(floor, min(cap, int(limit * share))) // MiB * MiB
 
 
-def budget(limit: int, stack_size: int = DEFAULT_STACK) -> Budget | None:
-    """The split of a memory limit; None below MIN_SIZED_LIMIT."""
+def budget(limit: int, stack_size: int = DEFAULT_STACK, gc_share: float | None = None) -> Budget | None:
+    """The split of a memory limit; None below MIN_SIZED_LIMIT. `gc_share` defaults to HotSpot's
+    own choice of collector for the limit: G1 from G1_FROM, Serial below."""
     if limit < MIN_SIZED_LIMIT:
         return None
+    if gc_share is None:
+        gc_share = GC_SHARE if limit >= G1_FROM else 0.0
     threads = max(MIN_THREADS, min(MAX_THREADS, int(limit / MiB * THREADS_PER_MIB)))
     metaspace, code_cache = _clamp(limit, METASPACE), _clamp(limit, CODE_CACHE)
     direct, headroom = _clamp(limit, DIRECT), _clamp(limit, HEADROOM)
-    heap = (limit - metaspace - code_cache - direct - threads * stack_size - headroom) // MiB * MiB
+    rest = limit - metaspace - code_cache - direct - threads * stack_size - headroom
+    heap = int(rest / (1 + gc_share)) // MiB * MiB  # rest = heap + gc_share * heap
+    gc = (rest - heap) // MiB * MiB
     if heap < limit // 4:  # a huge -Xss: never go below the JVM's own default share
         return None
-    return Budget(limit, heap, metaspace, code_cache, direct, stack_size, threads, headroom)
+    return Budget(limit, heap, metaspace, code_cache, direct, stack_size, threads, headroom + gc, gc)
 
 
-# --- the user's flags ------------------------------------------------------------------------
-
-
-def flag_name(word: str) -> str | None:
-    """The name a JVM option sets: -Xmx1g -> MaxHeapSize, -XX:+Foo / -XX:Foo=1 -> Foo,
-    -Xlog:gc*… / -Xloggc:… / -verbose:gc -> Xlog:gc. None for anything else."""
-    if word.startswith("-XX:"):
-        body = word[4:]
-        body = body[1:] if body[:1] in "+-" else body
-        return body.partition("=")[0] or None
-    for prefix, name in SHORTHANDS.items():
-        if word.startswith(prefix) and len(word) > len(prefix):
-            return name
-    if word.startswith("-Xloggc:") or word == "-verbose:gc":
-        return "Xlog:gc"
-    if word.startswith("-Xlog:"):
-        selectors = word[6:].partition(":")[0]
-        if any(s.split("*")[0].split("=")[0].split("+")[0] == "gc" for s in selectors.split(",")):
-            return "Xlog:gc"
-        return "Xlog:" + selectors
-    return None
-
-
-def user_flags(environ: Mapping[str, str], command: tuple[str, ...]) -> dict[str, tuple[str, str]]:
-    """Name -> (the word as given, where it was set). A command such as `sh -c "exec java -Xmx1g …"`
-    is searched word by word too."""
-    found: dict[str, tuple[str, str]] = {}
-    sources = [(var, environ.get(var, "")) for var in USER_SOURCES]
-    sources.append(("the command", " ".join(command)))
-    for where, text in sources:
-        for word in text.split():
-            name = flag_name(word.strip("'\""))
-            if name and name not in found:
-                found[name] = (word, where)
-    return found
-
-
-def _value(word: str) -> str:
-    if word.startswith("-XX:"):
-        return word.partition("=")[2]
-    for prefix in SHORTHANDS:
-        if word.startswith(prefix):
-            return word[len(prefix):]
-    return ""
+def min_ram_percentage_applies(memory: int, percent: float) -> bool:
+    """Whether HotSpot sizes the heap by -XX:MinRAMPercentage: only when that share of the memory
+    is below its built-in MaxHeapSize (about 250 MiB of memory at the default 50%)."""
+    return memory * percent / 100 < HOTSPOT_MAX_HEAP
 
 
 # --- the plan --------------------------------------------------------------------------------
@@ -206,7 +183,17 @@ class Flags:
 
     def size(self, name: str) -> int | None:
         """The user's value of a size flag, in bytes."""
-        return parse_jvm_size(_value(self.given[name][0])) if name in self.given else None
+        return parse_jvm_size(value(self.given[name][0])) if name in self.given else None
+
+    def percent(self, name: str) -> float | None:
+        """The user's value of a percentage flag."""
+        try:
+            return float(value(self.given[name][0])) if name in self.given else None
+        except ValueError:
+            return None
+
+    def enabled(self, name: str) -> bool:
+        return self.given.get(name, ("",))[0].startswith("-XX:+")
 
 
 def make_plan(mode: str, limits: Limits, log_dir: str, log_root: str, environ: Mapping[str, str],
@@ -214,7 +201,11 @@ def make_plan(mode: str, limits: Limits, log_dir: str, log_root: str, environ: M
     stamp = stamp or stamp_now()
     if mode == "off":
         return JvmPlan(mode, limits, None, (), "", log_dir, stamp, None, ())
-    flags = Flags(user_flags(environ, command))
+    given, unread = user_flags(environ, command)
+    flags = Flags(given)
+    for var in unread:
+        flags.note(f"({var} not read)", f"the command neither expands ${var} nor runs a script that reads it: "
+                                        f"{environ[var].strip()[:200]} does not reach the JVM")
     split, max_heap = _memory_flags(flags, limits)
     if max_heap is None:
         max_heap = _jvm_max_heap(flags, limits.memory)
@@ -234,7 +225,7 @@ def _memory_flags(flags: Flags, limits: Limits) -> tuple[Budget | None, int | No
     if stack is not None and flags.given["ThreadStackSize"][0].startswith("-XX:"):
         stack *= 1024  # -XX:ThreadStackSize is in KiB, -Xss in bytes
     limit = limits.memory
-    split = budget(limit, stack or DEFAULT_STACK) if limit else None
+    split = budget(limit, stack or DEFAULT_STACK, _gc_share(flags, limit)) if limit else None
     if split is None or limit is None:
         if limit is None:
             flags.note("(no heap flags)", f"no memory limit: {limits.memory_source}; the JVM sizes itself")
@@ -247,11 +238,20 @@ def _memory_flags(flags: Flags, limits: Limits) -> tuple[Budget | None, int | No
     heap_reason = (f"{split.heap * 100 // limit}% {of}: the limit minus metaspace, code cache, direct "
                    f"memory, {split.threads} thread stacks of {split.stack_size // 1024} KiB and "
                    f"{split.headroom // MiB} MiB headroom")
+    if split.gc:
+        heap_reason += f" ({split.gc // MiB} MiB of it for the GC's native memory: {GC_SHARE:.0%} of the heap)"
+    heap_group = HEAP_GROUP
+    min_percent = flags.percent("MinRAMPercentage")
+    if min_percent is not None and not min_ram_percentage_applies(limit, min_percent):
+        heap_group -= {"MinRAMPercentage"}
+        word, where = flags.given["MinRAMPercentage"]
+        flags.note("(MinRAMPercentage not counted)", f"HotSpot ignores {word} in {where} at this limit: it sizes "
+                                                     f"the heap only when the share is below {HOTSPOT_MAX_HEAP // MiB} MiB")
     initial = flags.given.get("InitialHeapSize")
     initial_size = flags.size("InitialHeapSize")
     if initial and initial_size and initial_size > split.heap:
         flags.note(f"-Xmx{_size(split.heap)}", heap_reason, f"{initial[0]} in {initial[1]} is larger")
-    elif flags.add("MaxHeapSize", f"-Xmx{_size(split.heap)}", heap_reason, HEAP_GROUP):
+    elif flags.add("MaxHeapSize", f"-Xmx{_size(split.heap)}", heap_reason, heap_group):
         max_heap = split.heap
     flags.add("MaxMetaspaceSize", f"-XX:MaxMetaspaceSize={_size(split.metaspace)}",
               f"{split.metaspace * 100 // limit}% {of}: a class leak ends as an OutOfMemoryError, not a kernel kill")
@@ -263,18 +263,27 @@ def _memory_flags(flags: Flags, limits: Limits) -> tuple[Budget | None, int | No
     return split, max_heap
 
 
+def _gc_share(flags: Flags, limit: int | None) -> float:
+    """GC_SHARE unless the JVM runs Serial GC: the user's -XX:+UseSerialGC, or HotSpot's own choice
+    below G1_FROM."""
+    chosen = [name for name in COLLECTORS if flags.enabled(name)]
+    if chosen:
+        return 0.0 if chosen == ["UseSerialGC"] else GC_SHARE
+    return GC_SHARE if limit and limit >= G1_FROM else 0.0
+
+
 def _jvm_max_heap(flags: Flags, limit: int | None) -> int:
-    """The heap the JVM will have without our -Xmx: the user's, or its default share of the limit
-    (or of the host's memory)."""
+    """The heap the JVM will have without our -Xmx, by HotSpot's rule: the user's, or a share of
+    the memory (-XX:MaxRAM, the limit or the host's): MinRAMPercentage (50) of small memory,
+    otherwise MaxRAMPercentage (25) but at least HOTSPOT_MAX_HEAP."""
     user = flags.size("MaxHeapSize")
     if user is not None:
         return user
-    pct = flags.given.get("MaxRAMPercentage")
-    try:
-        share = float(_value(pct[0])) / 100 if pct else 0.25
-    except ValueError:
-        share = 0.25
-    return int((limit or host_memory()) * share)
+    memory = flags.size("MaxRAM") or limit or host_memory()
+    min_percent = flags.percent("MinRAMPercentage") or 50.0
+    if min_ram_percentage_applies(memory, min_percent):
+        return int(memory * min_percent / 100)
+    return max(int(memory * (flags.percent("MaxRAMPercentage") or 25.0) / 100), HOTSPOT_MAX_HEAP)
 
 
 def _file_flags(flags: Flags, log_dir: str, log_root: str, max_heap: int,
@@ -282,8 +291,8 @@ def _file_flags(flags: Flags, log_dir: str, log_root: str, max_heap: int,
     """Heap dump, crash report, GC log and VM output in the log dir; the heap dump path and the old
     files to prune."""
     if set(log_dir) & UNSAFE_PATH:
-        flags.note("(no file flags)", f"the log dir {log_dir!r} has a space, quote, ':' or ',' that "
-                                      "JAVA_TOOL_OPTIONS or -Xlog cannot carry")
+        flags.note("(no file flags)", f"the log dir {log_dir!r} has a space, quote or backslash that "
+                                      "JAVA_TOOL_OPTIONS cannot carry")
         return None, ()
     heap_dump: str | None = None
     prune: list[str] = []
@@ -304,8 +313,11 @@ def _file_flags(flags: Flags, log_dir: str, log_root: str, max_heap: int,
                                      f"{needed // MiB} MiB a dump of a {max_heap // MiB} MiB heap needs")
     flags.add("ErrorFile", f"-XX:ErrorFile={log_dir}/hs_err-{stamp}-%p.log",
               "a JVM crash report lands in the log dir, named for this start")
-    flags.add("Xlog:gc", f"-Xlog:gc*:file={log_dir}/gc.log:time,uptime:filecount={GC_LOG_FILES},filesize={GC_LOG_SIZE}",
-              f"GC log in the log dir, rotated: {GC_LOG_FILES} files of {GC_LOG_SIZE}")
+    gc_log, quoted = f"{log_dir}/gc.log", ""
+    if set(log_dir) & XLOG_QUOTED:  # an IPv6 {ip}: -Xlog takes a ':' in a quoted name only
+        gc_log, quoted = f"'\"{gc_log}\"'", "; the name quoted for its ':', the single quotes carry the double ones"
+    flags.add("Xlog:gc", f"-Xlog:gc*:file={gc_log}:time,uptime:filecount={GC_LOG_FILES},filesize={GC_LOG_SIZE}",
+              f"GC log in the log dir, rotated: {GC_LOG_FILES} files of {GC_LOG_SIZE}{quoted}")
     if "LogVMOutput" not in flags.given and "LogFile" not in flags.given:
         # the unlock must come before the flag it unlocks, so a user's later one cannot serve
         flags.note("-XX:+UnlockDiagnosticVMOptions", "must precede -XX:+LogVMOutput")

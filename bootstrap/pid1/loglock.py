@@ -6,6 +6,11 @@ copy of the descriptor would keep the lock alive after PID 1 died (SIGKILL, OOM 
 descriptor is O_CLOEXEC (the app never gets it) and every fork closes it in the child at once
 (os.register_at_fork), leaving PID 1 the only holder; the kernel drops the lock when PID 1 dies.
 
+An app can delete or replace the lock file (`find logs -name '*.lock' -delete`) while PID 1 holds
+the lock on it: the directory would then look dead. keep_linked, called on each turn of PID 1's
+loop, finds that with one stat and links a new lock file under the name, locked before it gets
+there, so the name never stands for a free lock.
+
 A pruner that finds the lock free takes it itself for the few milliseconds it needs to move a dead
 directory aside or swap in a compressed file. An agent starting at that moment waits for it, and
 when the directory was moved away meanwhile, re-creates it and locks the new one.
@@ -32,6 +37,9 @@ POLL_SECONDS = 0.01
 ATTEMPTS = 3  # the directory can be moved away under us at most this often before we give up
 
 _held = [-1]  # the descriptor PID 1 holds; -1 when none
+_where = [""]  # the log directory it is in
+_identity = [(0, 0)]  # its (st_dev, st_ino): what LOCK_FILE must still name
+_told = [False]  # keep_linked logs once, not once per loop turn
 _hooked = [False]
 
 
@@ -75,7 +83,7 @@ def hold(directory: str, recreate: Callable[[], object]) -> int | None:
                         "live while it runs. Running without the lock")
             return None
         if _still_linked(fd, directory):
-            _held[0] = fd
+            _keep(fd, directory)
             return fd
         os.close(fd)  # a pruner moved the directory aside while we waited: make it again
         recreate()
@@ -84,10 +92,67 @@ def hold(directory: str, recreate: Callable[[], object]) -> int | None:
 
 
 def release(fd: int | None) -> None:
-    """After the exit record: the directory is dead from here on."""
-    if fd is not None and fd == _held[0]:
+    """After the exit record: the directory is dead from here on. `fd` is what hold returned;
+    keep_linked may have replaced it since, so the descriptor held now is the one closed."""
+    if fd is not None and _held[0] >= 0:
+        os.close(_held[0])
         _held[0] = -1
+
+
+def keep_linked() -> None:
+    """On PID 1's loop turn: when LOCK_FILE no longer names the held lock (deleted or replaced by
+    the app), a new lock file takes the name, already locked. One stat when nothing changed; never
+    raises: a failure is one warning, and the app runs on."""
+    fd, directory = _held[0], _where[0]
+    if fd < 0:
+        return
+    path = os.path.join(directory, LOCK_FILE)
+    try:
+        there = os.stat(path, follow_symlinks=False)
+        if (there.st_dev, there.st_ino) == _identity[0]:
+            return
+    except OSError:
+        pass  # gone, or something else is in the way: try to put the lock back
+    try:
+        new = _link_new_lock(directory)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT and not _told[0]:  # ENOENT: the directory itself is gone
+            _told[0] = True
+            log.warning(f"{path} was removed or replaced and a new one cannot be made ({exc.strerror}): "
+                        "'bootstrap logs prune' may treat this log directory as dead; the app runs on")
+        return
+    os.close(fd)
+    _keep(new, directory)
+    if not _told[0]:
+        _told[0] = True
+        log.warning(f"{path} was removed or replaced while the app runs; a new one is held in its place")
+
+
+def _keep(fd: int, directory: str) -> None:
+    st = os.fstat(fd)
+    _held[0], _where[0], _identity[0] = fd, directory, (st.st_dev, st.st_ino)
+
+
+def _link_new_lock(directory: str) -> int:
+    """A new lock file, locked under a temporary name nobody else opens, then renamed over LOCK_FILE:
+    whoever opens LOCK_FILE from then on finds it held. Raises OSError."""
+    temp = os.path.join(directory, f"{LOCK_FILE}.{os.getpid()}")
+    try:
+        os.unlink(temp)  # left by an attempt that failed
+    except FileNotFoundError:
+        pass
+    fd = os.open(temp, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(temp, os.path.join(directory, LOCK_FILE))
+    except OSError:
         os.close(fd)
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    return fd
 
 
 def _lock_within(fd: int, seconds: float) -> bool:

@@ -34,6 +34,7 @@ NAME_INNER = NAME_EDGE | frozenset("._-")
 ENV_ALIASES = {"production": "prod", "prd": "prod", "development": "dev"}
 LOG_PLACEHOLDERS = ("app", "env", "ip", "pod", "namespace", "node", "hostname")
 COMMON_DIR = "common"
+DEFAULT_CONF_SOURCE = "conf.d"  # under APP_HOME; also where an app spec keeps its config by default
 DEFAULT_READY_TIMEOUT = 300.0
 DEFAULT_READY_PERIOD = 10.0
 
@@ -52,8 +53,6 @@ class LogLink:
 
     path: str
     subdir: str
-
-
 
 
 def _fail(where: str, value: Any, allowed: str) -> SettingError:
@@ -288,8 +287,6 @@ def parse_links(value: Any, where: str) -> tuple[Link, ...]:
 
 def parse_log_links(value: Any, where: str) -> tuple[LogLink, ...]:
     return tuple(LogLink(**d) for d in _pairs(value, where, ("path", "subdir")))
-
-
 
 
 def canonical_env(name: str) -> str:

@@ -11,7 +11,6 @@ from bootstrap.errors import BootstrapError, SettingError, UsageError
 from bootstrap.settings.fields import Setting
 from bootstrap.settings.parsers import COMMON_DIR, DEFAULT_CONFIG, LogLink, canonical_env
 from bootstrap.settings.table import (
-    READY_KEYS,
     READY_ROW,
     READY_ROWS,
     ROW,
@@ -20,6 +19,7 @@ from bootstrap.settings.table import (
     ReadyChecks,
     Settings,
     check_log_with_pattern,
+    check_ready_keys,
 )
 
 TYPE_CHECKING = False
@@ -41,15 +41,8 @@ def read_yaml(path: str) -> dict[str, Any]:
     if unknown:
         raise SettingError(unknown[0], "unknown key",
                            f"unknown key '{unknown[0]}' in {path}; allowed: {', '.join(sorted(YAML_KEYS))}")
-    ready = data.get(ReadyChecks.SECTION)
-    if ready is not None:
-        if not isinstance(ready, dict):
-            raise SettingError("ready", "must be a mapping",
-                               f"ready in {path} must be a mapping with keys {', '.join(READY_KEYS)}")
-        bad = sorted(str(k) for k in ready if k not in READY_KEYS)
-        if bad:
-            raise SettingError(f"ready.{bad[0]}", "unknown key",
-                               f"unknown key 'ready.{bad[0]}' in {path}; allowed: {', '.join(READY_KEYS)}")
+    if data.get(ReadyChecks.SECTION) is not None:
+        check_ready_keys(data[ReadyChecks.SECTION], ReadyChecks.SECTION, path)
     return data
 
 

@@ -14,6 +14,7 @@ from bootstrap.rundir import DEFAULT_RUN_DIR, RUN_DIR_VAR
 from bootstrap.settings.fields import Setting, rows, setting, table
 from bootstrap.settings.parsers import (
     APP_NAME_PATTERN,
+    DEFAULT_CONF_SOURCE,
     DEFAULT_CONFIG,
     DEFAULT_READY_PERIOD,
     DEFAULT_READY_TIMEOUT,
@@ -47,7 +48,6 @@ if TYPE_CHECKING:  # typing costs PID 1 ~5 ms of start-up; only the type checker
     from typing import Any
 
 
-
 @table
 class ReadyChecks:
     """The readiness checks; all that are set must pass."""
@@ -78,7 +78,7 @@ class ReadyChecks:
 
     @property
     def any(self) -> bool:
-        return bool(self.tcp or self.http or self.log or self.cmd)
+        return any(getattr(self, key) for key in READY_CHECK_KEYS)
 
 
 @table
@@ -97,7 +97,8 @@ class Settings:
         "The app's home; relative paths of other settings are relative to it.", default="/app")
     conf_source: str = setting(
         "BOOTSTRAP_CONF_SOURCE", parse_text, "a path",
-        "Holds an optional common/ and one directory per environment.", default="conf.d", home_relative=True)
+        "Holds an optional common/ and one directory per environment.", default=DEFAULT_CONF_SOURCE,
+        home_relative=True)
     conf_target: str = setting(
         "BOOTSTRAP_CONF_TARGET", parse_text, "a path",
         "Where the app reads its config.", default="conf", home_relative=True)
@@ -196,6 +197,8 @@ SETTING_ROWS = rows(Settings)
 READY_ROWS = rows(ReadyChecks)
 SETTINGS = SETTING_ROWS + READY_ROWS  # the whole table
 READY_KEYS = tuple(row.name for row in READY_ROWS)
+# The checks themselves: each is off unless set (default None); timeout and period time them.
+READY_CHECK_KEYS = tuple(row.name for row in READY_ROWS if row.default is None)
 YAML_KEYS = frozenset(row.key for row in SETTING_ROWS if row.key) | {ReadyChecks.SECTION}
 ROW = {row.name: row for row in SETTING_ROWS}
 READY_ROW = {row.name: row for row in READY_ROWS}
@@ -214,24 +217,28 @@ def setting_row(key: str) -> Setting:
     raise KeyError(key)
 
 
-
-
 def parse_ready(value: Any, where: str = ReadyChecks.SECTION) -> ReadyChecks:
     """A `ready:` mapping (keys READY_KEYS) as ReadyChecks, with the agent's defaults for what
     it leaves out (timeout DEFAULT_READY_TIMEOUT, period DEFAULT_READY_PERIOD). Errors name
     `where.key`. `log` stays as written: the agent resolves a relative one under APP_HOME."""
-    if not isinstance(value, Mapping):
-        reason = f"must be a mapping with keys {', '.join(READY_KEYS)}"
-        raise SettingError(where, reason, f"{where} {reason}")
-    unknown = sorted(str(k) for k in value if k not in READY_KEYS)
-    if unknown:
-        reason = f"unknown key; allowed: {', '.join(READY_KEYS)}"
-        raise SettingError(f"{where}.{unknown[0]}", reason, f"unknown key '{where}.{unknown[0]}'; allowed: "
-                           f"{', '.join(READY_KEYS)}")
+    check_ready_keys(value, where)
     checks = {row.name: row.parse(value[row.name], f"{where}.{row.name}")
               for row in READY_ROWS if value.get(row.name) is not None}
     check_log_with_pattern(checks, f"{where}.log", f"{where}.pattern")
     return ReadyChecks(**checks)
+
+
+def check_ready_keys(value: Any, where: str, source: str = "") -> None:
+    """A `ready:` section is a mapping of READY_KEYS. Errors name `where` and the file, `source`."""
+    in_file = f" in {source}" if source else ""
+    keys = ", ".join(READY_KEYS)
+    if not isinstance(value, Mapping):
+        reason = f"must be a mapping with keys {keys}"
+        raise SettingError(where, reason, f"{where}{in_file} {reason}")
+    unknown = sorted(str(k) for k in value if k not in READY_KEYS)
+    if unknown:
+        reason = f"unknown key; allowed: {keys}"
+        raise SettingError(f"{where}.{unknown[0]}", reason, f"unknown key '{where}.{unknown[0]}'{in_file}; allowed: {keys}")
 
 
 def check_log_with_pattern(checks: Mapping[str, Any], log_name: str, pattern_name: str) -> None:
@@ -240,6 +247,3 @@ def check_log_with_pattern(checks: Mapping[str, Any], log_name: str, pattern_nam
         raise SettingError(missing, f"{log_name} and {pattern_name} must be set together",
                            f"{log_name} and {pattern_name} must be set together "
                            "(a log file and the regex that marks the app as started)")
-
-
-# --- sources -----------------------------------------------------------------------------

@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from bootstrap.settings.bounded import FileKind, Limits
 from dockerfile_gen import checks
 from dockerfile_gen.errors import GenError
-from dockerfile_gen.registry.client import Endpoint
+from dockerfile_gen.input_files import read_input
+from dockerfile_gen.registry.endpoint import Endpoint
 
 KEYS = frozenset("registries from to repos prune".split())
 REGISTRY_KEYS = frozenset("host insecure ca_file client_cert client_key authfile".split())
@@ -105,44 +105,13 @@ def compile_glob(text: Any, where: str, key: str) -> RepoGlob:
 
 
 def load_file(path: str) -> Mapping[str, Any]:
-    """Reads replication.yaml with bounds: size, nesting depth, node count, and no aliases."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise GenError(f"cannot read: {exc.strerror}", path) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise GenError(f"is larger than {MAX_FILE_BYTES >> 10} KiB; a replication config is a few lines", path)
-    try:
-        _check_shape(raw, path)
-        data = yaml.safe_load(raw)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise GenError(f"not valid YAML: {at}{' '.join(str(exc.problem).split())[:200]}", path) from None
-    except yaml.YAMLError as exc:
-        raise GenError(f"not valid YAML: {' '.join(str(exc).split())[:200]}", path) from None
+    """Reads replication.yaml with the agent's bounded reader: size, nesting depth, node count, no aliases."""
+    kind = FileKind(label="replication config", content="a replication config",
+                    size_hint="a replication config is a few lines", depth_hint="the schema is three levels deep")
+    data = read_input(path, kind, Limits(max_bytes=MAX_FILE_BYTES, max_depth=MAX_DEPTH, max_nodes=MAX_NODES))
     if data is None:
         return {}
     return checks.mapping(data, path, "")
-
-
-def _check_shape(raw: bytes, path: str) -> None:
-    """Walks the YAML events before building anything: aliases (billion laughs) and deep nesting are refused."""
-    depth = nodes = 0
-    for event in yaml.parse(raw, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            line = event.start_mark.line + 1 if event.start_mark else 0
-            raise GenError(f"line {line}: YAML anchors and aliases are not allowed here; write the value out", path)
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise GenError(f"is nested deeper than {MAX_DEPTH} levels; the schema is three levels deep", path)
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
-        nodes += 1
-        if nodes > MAX_NODES:
-            raise GenError(f"has more than {MAX_NODES} YAML nodes; a replication config is a few lines", path)
 
 
 def _endpoint(name: str, doc: Any, where: str, key: str, insecure_default: bool) -> Endpoint:

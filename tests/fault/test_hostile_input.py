@@ -101,7 +101,7 @@ def test_control_characters_in_a_value_cannot_forge_a_line(env: dict[str, str]) 
     """Catches an agent that prints values raw: a newline in APP_ENV forges a second error line,
     ESC and BEL reach the terminal."""
     result = run_bounded({**env, "APP_ENV": "qa\nbootstrap: error: forged\x1b[2J\x07"})
-    line = one_error_line(result, "APP_ENV", "\\n", "\\x1b[2J", "\\x07")
+    one_error_line(result, "APP_ENV", "\\n", "\\x1b[2J", "\\x07")
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dockerfile_gen.spec import AppSpec, load_spec
+from dockerfile_gen.spec import AppSpec
+from dockerfile_gen.specfile import load_spec
 from dockerfile_gen.tree import Tree, load_tree
 
 REPO = Path(__file__).resolve().parents[2]

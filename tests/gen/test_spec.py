@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from dockerfile_gen.errors import GenError
-from dockerfile_gen.spec import AppSpec, parse_spec
+from dockerfile_gen.spec import AppSpec
+from dockerfile_gen.specfile import parse_spec
 
 BASE: dict[str, Any] = {"name": "orders", "type": "jar", "java": 17, "artifact": "app.jar"}
 CONFIG = ("common/app.properties", "dev/app.properties", "prod/app.properties", "qa/app.properties")
@@ -144,7 +145,7 @@ def test_env_override_aliases_normalise() -> None:
 
 def test_ready_values() -> None:
     ready = parse(ready={"tcp": "127.0.0.1:8080", "cmd": ["test", "-f", "a b"], "timeout": 60, "period": 0}).ready
-    assert (ready.tcp, ready.cmd, ready.timeout, ready.period) == ("127.0.0.1:8080", "test -f 'a b'", 60, 0)
+    assert (ready.check("tcp"), ready.check("cmd"), ready.timeout, ready.period) == ("127.0.0.1:8080", "test -f 'a b'", 60, 0)
 
 
 def test_quantities_accept_numbers_and_strings() -> None:
@@ -169,13 +170,13 @@ def test_missing_config_dir_is_an_error(write_spec: Callable[..., AppSpec]) -> N
 
 
 def test_unreadable_yaml_names_the_file(tmp_path: Any) -> None:
-    from dockerfile_gen.spec import load_spec
+    from dockerfile_gen.specfile import load_spec
 
     bad = tmp_path / "app.yaml"
     bad.write_text("name: [unclosed\n")
     with pytest.raises(GenError, match=r"app.yaml: not valid YAML"):
         load_spec(str(bad))
-    with pytest.raises(GenError, match=r"cannot read spec"):
+    with pytest.raises(GenError, match=r"missing.yaml: cannot read: No such file or directory"):
         load_spec(str(tmp_path / "missing.yaml"))
 
 

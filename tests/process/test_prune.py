@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -53,9 +54,29 @@ def snapshot(path: Path) -> dict[str, tuple[int, int, str]]:
     return out
 
 
-def prune(root: Path, *args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, BOOTSTRAP, "logs", "prune", "--root", str(root), *args],
+def prune(root: Path, *args: str, prefix: tuple[str, ...] = (),
+          command: tuple[str, ...] = (BOOTSTRAP,)) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, *command, "logs", "prune", "--root", str(root), *args],
                           capture_output=True, text=True, timeout=120)
+
+
+def runnable_by_anyone(base: Path) -> tuple[str, ...]:
+    """`bootstrap` as another user can start it wherever this clone is: a clone in /root (mode 0700)
+    keeps uid 65534 from opening its .venv/bin/bootstrap. The system interpreter the venv was made
+    from runs world-readable copies of the package and of prometheus_client (all the pruner imports)."""
+    import prometheus_client
+
+    import bootstrap
+
+    lib = base / "lib"
+    skip = shutil.ignore_patterns("__pycache__")
+    for package in (bootstrap, prometheus_client):
+        source = Path(package.__file__ or "").parent
+        shutil.copytree(source, lib / source.name, ignore=skip)
+    for path in [base, *base.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    return ("env", f"PYTHONPATH={lib}", python, "-s", "-m", "bootstrap")
 
 
 def acted(result: subprocess.CompletedProcess[str], verb: str) -> list[str]:
@@ -351,14 +372,16 @@ def test_unreadable_parts_are_reported_and_the_rest_is_done() -> None:
     require_root()
     setpriv = require_tool("setpriv")
     base = Path(tempfile.mkdtemp(prefix="i14-prune-"))  # pytest's tmp_path is private to root
+    tool = Path(tempfile.mkdtemp(prefix="i14-prune-tool-"))
     try:
         os.chmod(base, 0o755)
-        unreadable_parts(base, setpriv)
+        unreadable_parts(base, setpriv, runnable_by_anyone(tool))
     finally:
         shutil.rmtree(base)
+        shutil.rmtree(tool)
 
 
-def unreadable_parts(root: Path, setpriv: str) -> None:
+def unreadable_parts(root: Path, setpriv: str, command: tuple[str, ...]) -> None:
     ok = dead_dir(root, "orders/10.0.0.1", 30)
     locked = dead_dir(root, "orders/10.0.0.2", 3, {"app.log.1": b"secret\n" * 100})
     closed = dead_dir(root, "orders/10.0.0.3", 3)
@@ -369,7 +392,7 @@ def unreadable_parts(root: Path, setpriv: str) -> None:
     os.chown(closed, 0, 0)
     os.chmod(closed, 0o700)
     result = prune(root, "--keep-days", "7", "--compress-after-days", "1",
-                   prefix=(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"))
+                   prefix=(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"), command=command)
     assert result.returncode == 1
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and all(line.startswith("bootstrap: error: ") for line in errors), errors

@@ -22,6 +22,7 @@ import watchdog.observers  # noqa: F401 - same
 from bootstrap import rundir
 from bootstrap.helpers import readiness
 from bootstrap.pid1.supervisor import log_origin
+from bootstrap.procs import CATCHABLE
 from bootstrap.settings.table import ReadyChecks, Settings
 from tests.conftest import free_port, wait_until
 
@@ -102,7 +103,7 @@ def checker(tmp_path: Path, app: subprocess.Popen[bytes]) -> Iterator[Callable[.
             try:
                 os.close(read_end)
                 os.dup2(err_fd, 2)
-                signal.pthread_sigmask(signal.SIG_BLOCK, readiness.CATCHABLE)
+                signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
                 readiness.checker_main(settings, pid_of_app, started_at or time.time(), origin, write_end)
             finally:
                 os._exit(71)
@@ -375,3 +376,48 @@ def test_restart_after_ready_with_period_zero_checks_nothing(checker: Callable[.
     assert proc.state("ready")  # ... still ready, and not spinning:
     cpu = psutil.Process(proc.pid).cpu_times()
     assert cpu.user + cpu.system < 1.0
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whoever adopted it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_checker_ends_when_its_supervisor_is_gone(tmp_path: Path, app: subprocess.Popen[bytes]) -> None:
+    """Outside a container nothing else ends a checker whose supervisor died: the loop sees its
+    parent pid change and exits, instead of writing status.json for an agent that is gone."""
+    settings = make_settings(tmp_path, ReadyChecks(period=0.1))
+    (tmp_path / "run").mkdir()
+    report_r, report_w = os.pipe()
+    supervisor = os.fork()
+    if supervisor == 0:  # a stand-in for PID 1: forks the checker, reports its pid, waits to be killed
+        try:
+            os.close(report_r)
+            beat_r, beat_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.dup2(os.open(tmp_path / "checker.err", os.O_WRONLY | os.O_CREAT, 0o644), 2)
+                    signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
+                    readiness.checker_main(settings, app.pid, time.time(), None, beat_w)
+                finally:
+                    os._exit(71)
+            os.write(report_w, str(pid).encode())
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    os.close(report_w)
+    with os.fdopen(report_r) as report:
+        checker_pid = int(report.read(16))
+    try:
+        wait_until(lambda: (rundir.read(settings.run_dir) or {}).get("supervisor_pid") == supervisor)
+        os.kill(supervisor, signal.SIGKILL)
+        os.waitpid(supervisor, 0)
+        wait_until(lambda: not running(checker_pid), timeout=3, interval=0.05)
+    finally:
+        if running(checker_pid):
+            os.kill(checker_pid, signal.SIGKILL)

@@ -117,3 +117,18 @@ def test_this_machine_agrees_with_the_kernel() -> None:
     name = "memory.oom_control" if group.version == 1 else "memory.events"
     assert limits.oom_source == os.path.join(group.memory_dir, name)
     assert isinstance(limits.oom_kills, int)
+
+
+def test_a_limit_above_the_hosts_memory_is_capped_at_memtotal(tmp_path: Path) -> None:
+    """A limit the node cannot give (8× its RAM) is no limit to size by: the heap would be 8× too
+    large. The plan says where the number came from."""
+    scope = "kubepods.slice/pod.slice/cri.scope"
+    v2_tree(tmp_path, "/" + scope, {scope: str(8 * 1024 * MiB)})
+    write(tmp_path / "proc/meminfo", "MemTotal:        1048576 kB\nMemFree:          524288 kB\n")
+    limits = cgroups.read_limits(str(tmp_path))
+    assert limits.memory == 1024 * MiB
+    assert limits.memory_source.startswith(str(tmp_path / "sys/fs/cgroup" / scope / "memory.max"))
+    assert "8192 MiB" in limits.memory_source and "MemTotal" in limits.memory_source
+    v1_tree(tmp_path / "v1", "/pod/app", limit=512 * MiB)  # below the host's memory: kept as it is
+    write(tmp_path / "v1/proc/meminfo", "MemTotal:        1048576 kB\n")
+    assert cgroups.read_limits(str(tmp_path / "v1")).memory == 512 * MiB

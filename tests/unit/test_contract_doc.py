@@ -1,4 +1,4 @@
-"""docs/contract.md's settings tables against the settings table in bootstrap/settings.py.
+"""docs/contract.md's settings tables against the settings table in bootstrap/settings/table.py.
 
 The table is the one source; the document is checked against it, so a row added without docs, a
 default changed in one place only, or a renamed variable fails here.

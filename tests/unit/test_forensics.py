@@ -11,8 +11,8 @@ from bootstrap.pid1.cgroups import Limits
 STAMP = "20260101T000000000Z"
 
 
-def setup(tmp_path: Path, oom_before: int | None = 0) -> tuple[jvm.JvmPlan, Path, Path]:
-    log_dir = tmp_path / "logs"
+def setup(tmp_path: Path, oom_before: int | None = 0, log_dir_name: str = "logs") -> tuple[jvm.JvmPlan, Path, Path]:
+    log_dir = tmp_path / log_dir_name
     log_dir.mkdir()
     oom_file = tmp_path / "memory.oom_control"
     oom_file.write_text(f"oom_kill_disable 0\nunder_oom 0\noom_kill {oom_before or 0}\n")
@@ -36,6 +36,22 @@ def test_out_of_memory_error_with_its_kind_and_dump(tmp_path: Path) -> None:
     assert found == {"reason": "out-of-memory-error", "oom_error": "Java heap space", "vm_log": str(log),
                      "heap_dump": plan.heap_dump}
     assert forensics.summary(found) == f"OutOfMemoryError (Java heap space), heap dump {plan.heap_dump}"
+
+
+def test_an_ipv6_log_dir_still_names_the_error_and_its_files(tmp_path: Path) -> None:
+    """The ':' of an IPv6 {ip} in the log dir: the JVM still writes its dump, VM log and hs_err
+    there, and they are found at exit."""
+    plan, log_dir, _ = setup(tmp_path, log_dir_name="fd00::5")
+    log = vm_log(log_dir, "Terminating due to java.lang.OutOfMemoryError: Java heap space\n")
+    assert plan.heap_dump == f"{log_dir}/heapdump-{STAMP}.hprof"
+    Path(plan.heap_dump).write_bytes(b"JAVA PROFILE 1.0.2\0")
+    found = forensics.examine(plan, 3, "exited")
+    assert found == {"reason": "out-of-memory-error", "oom_error": "Java heap space", "vm_log": str(log),
+                     "heap_dump": plan.heap_dump}
+    hs_err = log_dir / f"hs_err-{STAMP}-7.log"
+    hs_err.write_text("# A fatal error has been detected by the Java Runtime Environment:\n")
+    log.unlink()
+    assert forensics.examine(plan, 1, "exited")["hs_err"] == str(hs_err)
 
 
 def test_files_of_an_earlier_start_are_not_this_exit(tmp_path: Path) -> None:

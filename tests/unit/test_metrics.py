@@ -185,7 +185,7 @@ def test_app_cpu_never_goes_down_when_a_process_leaves(tmp_path: Path) -> None:
 def test_log_dir_is_walked_at_most_every_minute(tmp_path: Path) -> None:
     now = [1000.0]
     (tmp_path / "a.log").write_bytes(b"1" * 10)
-    log_dir = logdir_stats.LogDir(str(tmp_path), lambda: now[0])
+    log_dir = logdir_stats.LogDirStats(str(tmp_path), lambda: now[0])
     log_dir.refresh()
     assert log_dir.bytes == 10
     (tmp_path / "b.log").write_bytes(b"2" * 5)

@@ -1,8 +1,10 @@
-"""agent_http's server on a free 127.0.0.1 port, in a thread: probe codes follow rundir.probe,
+"""http_endpoint's server on a free 127.0.0.1 port, in a thread: probe codes follow rundir.probe,
 /status is the file, /metrics is Prometheus text from the collector."""
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -62,3 +64,21 @@ def test_metrics_index_and_unknown_paths(served: tuple[int, Path]) -> None:
     assert b"process_cpu_seconds_total" not in body  # our registry only, never the global one
     assert http_get(port, "/")[0] == 200
     assert http_get(port, "/nope")[0] == 404
+
+
+def test_clients_that_hang_up_early_are_counted_not_traced(served: tuple[int, Path],
+                                                           capfd: pytest.CaptureFixture[str]) -> None:
+    """A client gone before its answer is written (a reset: ConnectionResetError, BrokenPipeError)
+    is counted; the log gets at most one line a minute for all of them, never a traceback."""
+    port, _ = served
+    for _ in range(60):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    assert http_get(port, "/")[0] == 200  # the server goes on
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) <= 1, lines
+    if lines:
+        assert lines[0].startswith("bootstrap: warning: http endpoint: ") and "went away" in lines[0]

@@ -267,3 +267,205 @@ def test_a_dead_dir_holding_a_live_one_is_kept(tmp_path: Path) -> None:
         os.close(fd)
     report = run_pass(Options(str(tmp_path), keep_days=1), lambda _l: None)
     assert not outer.exists() and report.removed_dirs == 1
+
+
+# --- the liveness lock kept linked by PID 1 --------------------------------------------------------
+
+def lock_is_held(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("app_does", ["unlink", "replace"])
+def test_pid1_links_its_lock_again_when_an_app_removed_it(tmp_path: Path, app_does: str) -> None:
+    """`find logs -name '*.lock' -delete` (or a file moved over the lock) must not make a live
+    directory look dead: PID 1's periodic check puts a held lock back under the name."""
+    fd = loglock.hold(str(tmp_path), recreate=lambda: None)
+    assert fd is not None
+    lock = tmp_path / ".bootstrap.lock"
+    try:
+        lock.unlink()
+        if app_does == "replace":
+            lock.write_text("the app's own file\n")
+        assert not lock_is_held(lock) if lock.exists() else True
+        loglock.keep_linked()
+        assert lock_is_held(lock)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".bootstrap.lock"]  # no temporary name left
+        loglock.keep_linked()  # linked: nothing to do
+        assert lock_is_held(lock)
+    finally:
+        loglock.release(fd)
+    assert not lock_is_held(lock)  # released: whichever descriptor holds it now
+
+
+def test_keep_linked_never_raises(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The log dir gone or turned into something else: no exception on PID 1's path, at most one warning."""
+    log_dir = tmp_path / "d"
+    log_dir.mkdir()
+    fd = loglock.hold(str(log_dir), recreate=lambda: None)
+    try:
+        (log_dir / ".bootstrap.lock").unlink()
+        (log_dir / ".bootstrap.lock").mkdir()  # a directory in the way
+        loglock.keep_linked()
+        loglock.keep_linked()
+        os.rmdir(log_dir / ".bootstrap.lock")
+        os.rename(log_dir, tmp_path / "moved")  # moved away: nothing to link into
+        loglock.keep_linked()
+        assert not log_dir.exists()
+    finally:
+        loglock.release(fd)
+    err = capfd.readouterr().err
+    assert err.count("\n") <= 1 and "Traceback" not in err
+
+
+# --- bytes actually freed, each inode once --------------------------------------------------------
+
+def du(path: Path) -> int:
+    """Bytes allocated under path, each inode counted once (as `du` does)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for top, dirs, files in os.walk(path):
+        for name in [".", *dirs, *files]:
+            st = os.lstat(os.path.join(top, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def test_hard_links_are_counted_once_and_free_nothing_when_linked_elsewhere(tmp_path: Path) -> None:
+    """A 1 MiB file linked from a live dir and from outside the root: removing the dead dir that also
+    links it frees nothing of it, and the root counts it once."""
+    root = tmp_path / "root"
+    root.mkdir()
+    big = tmp_path / "outside.log"
+    big.write_bytes(os.urandom(1 << 20))
+    dead = dead_dir(root, "orders/10.0.0.1", 30, {"app.log": b"x" * 5000})
+    live = dead_dir(root, "orders/10.0.0.2", 30, {"app.log": b"y" * 5000})
+    for d in (dead, live):
+        os.link(big, d / "shared.log.1")
+        os.link(big, d / "shared-again.log.1")
+    fd = os.open(live / ".bootstrap.lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        before = du(root)
+        dry = run_pass(Options(str(root), keep_days=7, dry_run=True), lambda _l: None)
+        assert dry.root_bytes == before - dry.freed_bytes
+        assert dry.freed_bytes < 64 << 10  # the shared file stays: it is linked from elsewhere
+        report = run_pass(Options(str(root), keep_days=7, compress_after_days=0), lambda _l: None)
+        assert not dead.exists() and report.removed_dirs == 1
+        assert report.freed_bytes == before - du(root) == dry.freed_bytes
+        assert report.root_bytes == du(root)
+        assert report.compressed_files == 0  # a file with other links is not compressed: that frees nothing
+    finally:
+        os.close(fd)
+
+
+def test_a_dead_dir_whose_files_are_all_its_own_links_frees_them(tmp_path: Path) -> None:
+    d = dead_dir(tmp_path, "orders/10.0.0.1", 30, {"a.log": os.urandom(1 << 20)})
+    os.link(d / "a.log", d / "b.log")
+    before = du(tmp_path)
+    lines: list[str] = []
+    report = run_pass(Options(str(tmp_path), keep_days=7), lines.append)
+    assert report.freed_bytes == before - du(tmp_path) > 1 << 20
+    assert f"removed orders/10.0.0.1 ({report.freed_bytes} bytes" in lines[0]
+
+
+# --- names that fit NAME_MAX ----------------------------------------------------------------------
+
+def test_a_dead_dir_with_a_255_byte_name_is_removed(tmp_path: Path) -> None:
+    """The trash name must fit NAME_MAX whatever the dir's name is."""
+    for n in (231, 255):
+        dead_dir(tmp_path, f"orders/{'d' * n}", 30)
+    dead_dir(tmp_path, "orders/" + "é" * 127, 30)  # 254 bytes in UTF-8
+    lines: list[str] = []
+    report = run_pass(Options(str(tmp_path), keep_days=7), lines.append)
+    assert report.errors == 0 and report.removed_dirs == 3, lines
+    assert os.listdir(tmp_path / "orders") == []
+
+
+def test_rotated_files_with_long_names_are_compressed(tmp_path: Path) -> None:
+    """The temporary name must fit NAME_MAX; NAME.gz must too, or the file is left as it is."""
+    fits = "a" * 240 + ".log.1"  # 246 bytes: NAME.gz is 249
+    longest = "b" * 246 + ".log.1"  # 252 bytes: NAME.gz is 255
+    too_long = "c" * 247 + ".log.1"  # 253 bytes: NAME.gz would not fit
+    data = b"rotated\n" * 1000
+    d = dead_dir(tmp_path, "orders/10.0.0.1", 3, {fits: data, longest: data, too_long: data})
+    lines: list[str] = []
+    report = run_pass(Options(str(tmp_path), compress_after_days=1), lines.append)
+    assert report.errors == 0 and report.compressed_files == 2, lines
+    assert gzip.decompress((d / (fits + ".gz")).read_bytes()) == data
+    assert gzip.decompress((d / (longest + ".gz")).read_bytes()) == data
+    assert (d / too_long).read_bytes() == data
+    assert sorted(p.name for p in d.iterdir() if p.name.startswith(".bootstrap-")) == [
+        ".bootstrap.jsonl", ".bootstrap.lock"]
+
+
+# --- memory bounded by directories ----------------------------------------------------------------
+
+def test_memory_follows_directories_not_files(tmp_path: Path) -> None:
+    """One line per action is printed, never kept: 20,000 rotated files to compress in one dir take
+    no more memory than 200."""
+    import tracemalloc
+
+    def peak(files: int) -> int:
+        root = tmp_path / str(files)
+        d = dead_dir(root, "orders/10.0.0.1", 3)
+        for i in range(files):
+            (d / f"app.log.{i}").touch()
+        when = time.time() - 3 * DAY
+        for p in d.iterdir():
+            os.utime(p, (when, when))
+        tracemalloc.start()
+        try:
+            report = run_pass(Options(str(root), compress_after_days=1, dry_run=True), lambda _l: None)
+            assert report.compressed_files == files
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(200), peak(20000)
+    assert large - small < 256 << 10, (small, large)
+
+
+# --- options and output ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("1.5Ki", 1536), ("0.5Ki", 512), ("2.0", 2), ("7.5Ei", 15 * 2**59), ("9223372036854775807", 2**63 - 1),
+    ("9.2E", 9200 * 10**15),
+])
+def test_whole_bytes_in_any_notation(text: str, value: int) -> None:
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text", ["0.4", "1.5", "1.0001Ki", "0.0001k"])
+def test_fractions_of_a_byte_are_refused(text: str) -> None:
+    with pytest.raises(UsageError, match=rf"^--max-bytes={text!r} is not a whole number of bytes") as err:
+        parse_size(text)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["8Ei", "9223372036854775808", "9.3E", "1" + "0" * 40])
+def test_too_large_says_the_real_maximum(text: str) -> None:
+    with pytest.raises(UsageError, match=r"give at most 9223372036854775807 bytes \(8Ei - 1\)"):
+        parse_size(text)
+
+
+def test_output_never_raises_on_an_ascii_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LANG=C makes stdout ASCII; a dir named `café` is written escaped, not as a traceback."""
+    import io
+    import sys
+
+    dead_dir(tmp_path, "café/10.0.0.1", 30)
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", errors="strict"))
+    report = run_pass(Options(str(tmp_path), keep_days=7))
+    sys.stdout.flush()
+    assert report.removed_dirs == 1
+    assert raw.getvalue().decode("ascii").startswith("removed caf\\xe9/10.0.0.1 (")

@@ -13,9 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bootstrap.helpers import readiness
-from bootstrap.helpers.readiness import DirWatch, LogCheck, LogFollower, check_cmd, check_http, check_tcp
+from bootstrap.helpers import checks, logfollow
+from bootstrap.helpers.checks import check_cmd, check_http, check_tcp
+from bootstrap.helpers.logfollow import DirWatch, LogCheck, LogFollower
 from bootstrap.pid1.supervisor import log_origin
+from bootstrap.procs import CATCHABLE
 from bootstrap.settings.table import ReadyChecks
 from tests.conftest import free_port, wait_until
 
@@ -149,7 +151,7 @@ def test_cmd_timeout_kills_its_whole_group(tmp_path: Path) -> None:
 
 def test_cmd_gets_unblocked_signals_even_from_a_blocked_checker() -> None:
     # The checker inherits PID 1's fully blocked mask; the command must not.
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, readiness.CATCHABLE)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, CATCHABLE)
     try:
         outcome = check_cmd(("sh", "-c", r"grep -Eq '^SigBlk:\s*0+$' /proc/self/status"))
     finally:
@@ -283,11 +285,11 @@ def test_endless_line_is_judged_and_memory_stays_bounded(tmp_path: Path) -> None
     path = tmp_path / "app.log"
     path.write_bytes(b"")
     follower = LogFollower(str(path), "READY", log_origin(str(path)))
-    append(path, b"z" * (readiness.MAX_LINE + 10))
+    append(path, b"z" * (logfollow.MAX_LINE + 10))
     assert not follower.poll().ok
-    assert len(follower.partial) <= readiness.MAX_LINE
+    assert len(follower.partial) <= logfollow.MAX_LINE
     append(path, b"READY")
-    append(path, b"z" * (readiness.MAX_LINE + 10))
+    append(path, b"z" * (logfollow.MAX_LINE + 10))
     assert follower.poll().ok
 
 
@@ -430,10 +432,10 @@ def test_already_matched_check_starts_no_watch(tmp_path: Path, wakes: Wakes) -> 
 
 
 def test_a_raising_check_is_a_failing_check() -> None:
-    def broken() -> readiness.Outcome:
+    def broken() -> checks.CheckResult:
         raise ValueError("bad thing at 0xdeadbeef")
 
-    outcome = readiness.safely(broken)
+    outcome = checks.safely(broken)
     assert not outcome.ok
     assert outcome.detail == "check error: ValueError: bad thing"
 
@@ -445,10 +447,10 @@ def test_describe_finds_the_os_error_inside_wrappers() -> None:
         except OSError as inner:
             raise RuntimeError(f"<Conn object at {hex(id(inner))}> failed") from inner
     except RuntimeError as outer:
-        assert readiness.describe(outer) == "connection refused"
+        assert checks.describe(outer) == "connection refused"
 
 
-def test_probes_when_nothing_is_configured() -> None:
-    found = readiness.probes(ReadyChecks(), os.getpid())
+def test_polled_checks_when_nothing_is_configured() -> None:
+    found = checks.polled_checks(ReadyChecks(), os.getpid())
     assert [p.label for p in found] == [f"app pid {os.getpid()}"]
     assert found[0].run().ok

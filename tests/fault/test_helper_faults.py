@@ -1,0 +1,186 @@
+"""The helpers PID 1 forks, under faults, with the real `bootstrap run`: a kernel without IPv6, a
+probe port someone else holds, a flood of connects on the probe ports, an agent killed outside a
+container, and HTTP clients that hang up before their answer. Each test's docstring names the
+defect it catches."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import psutil
+import pytest
+
+from tests.conftest import BOOTSTRAP, free_port, http_code, require_root, require_tool, wait_until
+from tests.process.support import APP, Agent
+
+pytestmark = pytest.mark.fault
+
+NO_IPV6 = str(Path(__file__).with_name("no_ipv6.py"))
+PROBE_TIMEOUT = 1.0  # the kubelet's default timeoutSeconds
+
+Launch = Callable[..., Agent]
+
+
+def accepts(port: int, timeout: float = PROBE_TIMEOUT) -> bool:
+    """The kubelet's tcpSocket probe: a connect that succeeds within timeoutSeconds, then close."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+@pytest.fixture
+def launch(env: dict[str, str]) -> Iterator[Launch]:
+    """launch(app_args, wrapper=[], pid1=True, **extra_env) -> a running Agent: `bootstrap run` as
+    PID 1 of a new PID namespace (so killing the agent ends everything it started), or as a plain
+    child (a subreaper) with pid1=False; `wrapper` runs in front of it. All are killed at teardown."""
+    agents: list[Agent] = []
+
+    def _launch(command: list[str], wrapper: tuple[str, ...] = (), pid1: bool = True, **extra: str) -> Agent:
+        namespace = [require_tool("unshare"), "--pid", "--fork", "--mount-proc"] if pid1 else []
+        if pid1:
+            require_root()
+        agent = Agent([*wrapper, *namespace, BOOTSTRAP, "run", "--", *command], {**env, **extra}, pid1=False)
+        agents.append(agent)
+        return agent
+
+    yield _launch
+    for agent in agents:
+        agent.kill()
+
+
+def test_probe_ports_open_on_a_kernel_without_ipv6(launch: Launch) -> None:
+    """Catches probe ports that never open when socket(AF_INET6) fails (a kernel booted with
+    ipv6.disable=1 answers EAFNOSUPPORT): the listener must fall back to IPv4, or every pod with the
+    chart's tcpSocket probes fails its startup probe."""
+    live, ready = free_port(), free_port()
+    agent = launch([*APP], wrapper=(sys.executable, NO_IPV6), BOOTSTRAP_LIVE_PORT=str(live),
+                   BOOTSTRAP_READY_PORT=str(ready))
+    agent.wait_line(r"^app ready pid=")
+    wait_until(lambda: accepts(live) and accepts(ready), timeout=15, interval=0.2)
+    assert not [line for line in agent.err if "probe ports" in line]
+
+
+def test_a_probe_port_in_use_is_one_clear_error(launch: Launch) -> None:
+    """Catches a bind error on :: (EADDRINUSE here: another listener holds the port for IPv6) that
+    silently falls back to IPv4, so the agent answers IPv4 probes on a port that is not its own;
+    and an error that does not name the setting and the port, or is repeated on every retry."""
+    live, ready = free_port(), free_port()
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as holder:
+        holder.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        holder.bind(("::", live))
+        holder.listen()
+        agent = launch([*APP], BOOTSTRAP_LIVE_PORT=str(live), BOOTSTRAP_READY_PORT=str(ready))
+        agent.wait_line(rf"bootstrap: error: probe ports: cannot listen on port {live} .*Address already in use.*"
+                        rf"BOOTSTRAP_LIVE_PORT", stream="err")
+        wait_until(lambda: accepts(ready), timeout=15, interval=0.2)  # the other port is unharmed
+        assert refused(live)  # nobody listens on its IPv4 side: not the agent
+        time.sleep(2.5)  # the listener is retried every second: the error stays one line
+        assert len([line for line in agent.err if f"port {live}" in line]) == 1
+
+
+class Flood:
+    """Threads that open connections to a port as fast as they can and never send anything; each
+    keeps its last few hundred open, then closes the oldest."""
+
+    def __init__(self, port: int, threads: int = 4, keep: int = 200) -> None:
+        self.port, self.keep = port, keep
+        self.stop = threading.Event()
+        self.connects = 0
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+        for thread in self.threads:
+            thread.start()
+
+    def run(self) -> None:
+        held: list[socket.socket] = []
+        try:
+            while not self.stop.is_set():
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.connect_ex(("127.0.0.1", self.port))
+                held.append(sock)
+                self.connects += 1
+                if len(held) > self.keep:
+                    held.pop(0).close()
+        finally:
+            for sock in held:
+                sock.close()
+
+    def end(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+
+
+def test_probes_pass_under_a_connect_flood(launch: Launch) -> None:
+    """Catches a listen backlog too small for a burst of connects (it was one): while a client
+    floods the probe ports with connects, the kernel drops the kubelet's SYN and its probe times
+    out, so any client on the pod network could fail readiness and liveness at will."""
+    live, ready = free_port(), free_port()
+    agent = launch([*APP], BOOTSTRAP_LIVE_PORT=str(live), BOOTSTRAP_READY_PORT=str(ready))
+    wait_until(lambda: accepts(live) and accepts(ready), timeout=15, interval=0.2)
+    floods = [Flood(live), Flood(ready)]
+    try:
+        wait_until(lambda: all(f.connects > 1000 for f in floods), timeout=15)
+        failed = [port for _ in range(10) for port in (live, ready) if not accepts(port)]
+    finally:
+        for flood in floods:
+            flood.end()
+    assert failed == []
+    assert agent.proc.poll() is None
+
+
+def test_helpers_end_with_a_killed_agent(launch: Launch) -> None:
+    """Catches helpers that outlive their agent: outside a container (bootstrap as a subreaper), a
+    SIGKILLed agent left its readiness checker and HTTP endpoint running forever, reparented to
+    init, the checker still writing status.json for an agent that is gone."""
+    agent = launch([*APP], pid1=False, BOOTSTRAP_HTTP_PORT=str(free_port()))
+    app = int(agent.wait_line(r"^app ready pid=(\d+)").group(1))
+    helpers = wait_until(lambda: len(agent.helpers()) == 2 and agent.helpers(), timeout=15)
+    try:
+        agent.proc.kill()
+        agent.wait(10)
+        gone = lambda: not [h for h in helpers if h.is_running() and h.status() != psutil.STATUS_ZOMBIE]  # noqa: E731
+        wait_until(gone, timeout=3, interval=0.05)
+    finally:
+        for helper in helpers:
+            if helper.is_running():
+                helper.kill()
+        os.kill(app, signal.SIGKILL)  # the app is not a helper: it outlives a killed agent here
+
+
+def test_http_clients_that_hang_up_early_cost_one_line(launch: Launch) -> None:
+    """Catches the HTTP endpoint printing a multi-line traceback (BrokenPipeError,
+    ConnectionResetError from socketserver's handle_error) into the container log for every client
+    that goes away before its answer is written: hundreds of them flooded the log."""
+    port = free_port()
+    agent = launch([*APP], BOOTSTRAP_HTTP_PORT=str(port))
+    wait_until(lambda: http_code(port, "/metrics") == 200, timeout=15)
+    before = len(agent.err)
+    for n in range(350):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(f"GET /{'metrics' if n % 2 else 'status'} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    assert http_code(port, "/ready") in (200, 503)  # still answering
+    time.sleep(1)  # the helper's stderr reaches agent.err through a pipe and a reader thread
+    lines = agent.err[before:]
+    assert not [line for line in lines if "Traceback" in line]
+    assert len(lines) <= 2, lines
