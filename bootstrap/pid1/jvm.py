@@ -193,6 +193,7 @@ class Flags:
             return None
 
     def enabled(self, name: str) -> bool:
+        """Whether the user switched a boolean flag on (-XX:+Name)."""
         return self.given.get(name, ("",))[0].startswith("-XX:+")
 
 

@@ -26,7 +26,7 @@ READ_LIMIT = 256 << 10  # bytes read of an @argfile or a start script
 # `java` options whose value is the next word (the main class comes after them)
 VALUE_OPTIONS = frozenset({"-cp", "-classpath", "--class-path", "-p", "--module-path", "--upgrade-module-path",
                            "--add-modules", "--limit-modules", "--add-reads", "--add-exports", "--add-opens",
-                           "--patch-module"})
+                           "--patch-module", "--source"})
 # -X shorthands and the -XX name they set
 SHORTHANDS = {"-Xmx": "MaxHeapSize", "-Xms": "InitialHeapSize", "-Xss": "ThreadStackSize", "-Xmn": "NewSize"}
 
@@ -137,7 +137,8 @@ def _java_argfiles(words: list[str]) -> list[str]:
                 found.append(word)
             elif word in VALUE_OPTIONS:
                 state = "value"
-            elif word in ("-jar", "-m", "--module") or word[:1] not in "-$":  # $JAVA_OPTS: more options
+            elif word in ("-jar", "-m", "--module") or word.startswith("--module=") or word[:1] not in "-$":
+                # the main class, jar or module; a $VARIABLE (a shell's $JAVA_OPTS) is more options
                 state = "app"
     return found
 

@@ -256,7 +256,8 @@ def test_a_launcher_script_that_mentions_java_opts_reads_it(tmp_path: Path) -> N
 def test_an_argfile_on_the_command_line_is_read(tmp_path: Path, where: str) -> None:
     argfile = tmp_path / "jvm.args"
     argfile.write_text("# the service's JVM options\n-Xmx1g\n  -XX:+UseG1GC\n-Dgreeting=\"a b\"\n")
-    command, environ = ("java", f"@{argfile}", "-jar", "app.jar"), {}
+    command: tuple[str, ...] = ("java", f"@{argfile}", "-jar", "app.jar")
+    environ: dict[str, str] = {}
     if where == "shell":
         command = ("sh", "-c", f"exec java $JAVA_OPTS '@{argfile}' -jar app.jar")
     elif where == "JDK_JAVA_OPTIONS":
