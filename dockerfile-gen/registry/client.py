@@ -2,8 +2,9 @@
 
 It lists repositories and tags, reads a tag's manifest digest (`Docker-Content-Digest`) with every
 manifest type in Accept (Docker v2 and OCI, manifests and indexes), checks blobs, points a tag at a
-manifest the registry holds, and deletes manifests by digest. Connections and authentication are dockerfile_gen.registry.session's job;
-blob copying is skopeo's (dockerfile_gen.registry.replicate), never this module's.
+manifest the registry holds, names an index's child manifests, and deletes manifests by digest.
+Connections and authentication are dockerfile_gen.registry.session's job; blob copying is skopeo's
+(dockerfile_gen.registry.replicate), never this module's.
 """
 from __future__ import annotations
 
@@ -116,18 +117,28 @@ class Client:
         found = self.get_manifest(repo, reference)
         if found is None:
             return []
-        body, media_type = found
-        document = _json(body, self.endpoint, repo, reference)
-        media_type = media_type or str(document.get("mediaType", ""))
-        if media_type in INDEX_TYPES or "manifests" in document:
-            blobs: list[Blob] = []
-            for child in document.get("manifests") or []:
-                if isinstance(child, dict) and isinstance(child.get("digest"), str):
-                    blobs.extend(self.blobs(repo, child["digest"]))
-            return blobs
+        document, children = self._parse(repo, reference, *found)
+        if children is not None:
+            return [blob for child, _ in children for blob in self.blobs(repo, child)]
         entries = [document.get("config")] + list(document.get("layers") or [])
         return [Blob(e["digest"], int(e.get("size") or 0)) for e in entries
                 if isinstance(e, dict) and isinstance(e.get("digest"), str)]
+
+    def children(self, repo: str, reference: str) -> list[tuple[str, str]]:
+        """The (digest, media type) of each manifest an index names; [] for an image manifest or none."""
+        found = self.get_manifest(repo, reference)
+        if found is None:
+            return []
+        return self._parse(repo, reference, *found)[1] or []
+
+    def _parse(self, repo: str, reference: str, body: bytes, media_type: str) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        """A manifest and, for an index, its children's (digest, media type)."""
+        document = _json(body, self.endpoint, repo, reference)
+        media_type = media_type or str(document.get("mediaType", ""))
+        if media_type not in INDEX_TYPES and "manifests" not in document:
+            return document, None
+        return document, [(c["digest"], str(c.get("mediaType") or "")) for c in document.get("manifests") or []
+                          if isinstance(c, dict) and isinstance(c.get("digest"), str)]
 
 
 def _pull(repo: str) -> str:

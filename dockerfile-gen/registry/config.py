@@ -10,9 +10,10 @@ replication.yaml (every key optional except what the flags do not give):
     from: master                    # a name above, or HOST[:PORT]
     to: [offline, online]
     repos: ["base/*", "apps/**"]    # globs: * and ? stay inside one path segment, ** crosses them
-    prune: false                    # delete tags on the replicas that the master no longer has
+    prune: false                    # delete on the replicas what was copied there and is gone from the master
 
-Flags override the file (`--to` and `--repo` replace its lists). Every error names the field.
+Flags override the file (`--to` and `--repo` replace its lists). `--state`, `--dry-run` and
+`--min-age` (what prune may rely on and delete) are flags only. Every error names the field.
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A
 REGISTRY_NAME = re.compile(r"[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?")
 # A repository glob: repository-name characters plus * ? and [...] classes.
 GLOB_CHARS = re.compile(r"[a-z0-9._/*?\[\]!-]+")
+AGE = re.compile(r"([0-9]{1,9}(?:\.[0-9]+)?)([smhd]?)")
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class Replication:
     targets: tuple[Endpoint, ...]
     repos: tuple[RepoGlob, ...]  # empty: every repository in the master's catalog
     prune: bool
+    state_path: str | None = None  # the record of what was copied (dockerfile_gen.registry.state); None: none kept
+    dry_run: bool = False  # list what prune would delete; copy and delete nothing
+    min_age: float = 0.0  # seconds an entry must be gone from the master before prune deletes it
 
     def wants(self, repo: str) -> bool:
         return not self.repos or any(glob.matches(repo) for glob in self.repos)
@@ -168,7 +174,8 @@ def _resolve(ref: Any, registries: Mapping[str, Endpoint], where: str, key: str,
 
 
 def build(config_path: str | None, source: str | None, targets: Sequence[str], repos: Sequence[str],
-          insecure: bool, prune: bool, source_host: str | None = None) -> Replication:
+          insecure: bool, prune: bool, source_host: str | None = None, state: str | None = None,
+          dry_run: bool = False, min_age: str | None = None) -> Replication:
     """Merges the file (if any) and the flags; a flag replaces the file's value, and every value of the
     file is checked even when a flag replaces it. Messages name the file and key, or the flag.
 
@@ -205,7 +212,19 @@ def build(config_path: str | None, source: str | None, targets: Sequence[str], r
         if replica.host == master.host:
             checks.fail(*(("", "--to") if targets else (where, f"to[{index}]")), f"{replica.label} is the master itself")
     globs = _globs(list(repos), "", "--repo") if repos else file_repos
-    return Replication(source=master, targets=tuple(replicas), repos=tuple(globs), prune=prune or file_prune)
+    age = parse_age(min_age, "--min-age") if min_age is not None else 0.0
+    if min_age is not None and not (prune or file_prune or dry_run):
+        checks.fail("", "--min-age", "is for --prune (or --dry-run)")
+    return Replication(source=master, targets=tuple(replicas), repos=tuple(globs), prune=prune or file_prune,
+                       state_path=state, dry_run=dry_run, min_age=age)
+
+
+def parse_age(text: str, key: str) -> float:
+    """An age in seconds from 90s, 30m, 12h, 7d or 0."""
+    found = AGE.fullmatch(text.strip())
+    if not found:
+        checks.fail("", key, f"{text!r} is not an age: give a number with s, m, h or d (e.g. 90m, 12h, 7d)")
+    return float(found.group(1)) * AGE_UNITS[found.group(2) or "s"]
 
 
 def _replicas(value: Any, registries: Mapping[str, Endpoint], where: str, key: str, insecure: bool) -> list[Endpoint]:

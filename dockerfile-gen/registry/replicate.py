@@ -9,8 +9,10 @@ For each tag on the master (the repositories the globs select) and each replica:
 then the replica's tag is read back and must give the master's digest ("verified").
 
 A replica that stops answering is marked down for the rest of the run; the other replicas finish,
-and the report names the images it misses. Nothing is deleted unless prune is on. Replicas are
-served in parallel (one thread each), images in order, one progress line per image.
+and the report names the images it misses. Each image a replica is verified to hold goes into the
+record of what was copied (dockerfile_gen.registry.state). Nothing is deleted unless prune is on,
+and then only what that record and the master's listing prove (dockerfile_gen.registry.prune).
+Replicas are served in parallel (one thread each), images in order, one progress line per image.
 """
 from __future__ import annotations
 
@@ -27,10 +29,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from dockerfile_gen.errors import EXIT_UNAVAILABLE, GenError
+from dockerfile_gen.registry import prune
 from dockerfile_gen.registry.client import Blob, Client
 from dockerfile_gen.registry.config import Replication
 from dockerfile_gen.registry.endpoint import Endpoint
 from dockerfile_gen.registry.session import RegistryError, Unreachable
+from dockerfile_gen.registry.state import Entry, State
 
 log = logging.getLogger("dockerfile_gen")
 
@@ -92,12 +96,18 @@ class Report:
     sent: int = 0
     seconds: float = 0.0
     states: list[ReplicaState] = field(default_factory=list)
+    dry_run: bool = False
+    planned: list[str] = field(default_factory=list)  # dry run: "would delete on REPLICA: repo:tag (digest)"
 
     @property
     def complete(self) -> bool:
         return self.counts["failed"] == 0 and not any(s.down or s.errors for s in self.states)
 
     def summary(self) -> str:
+        if self.dry_run:
+            return "".join(f"{line}\n" for line in self.planned) + (
+                f"replicate --dry-run: {self.images} images x {self.replicas} replicas: {len(self.planned)} manifest(s) "
+                "would be pruned; nothing was copied or deleted\n")
         c = self.counts
         pruned = f", {c['pruned']} pruned" if c["pruned"] else ""
         return (f"replicate: {self.images} images x {self.replicas} replicas: {c['copied']} copied, "
@@ -128,37 +138,51 @@ def human(size: int) -> str:
 
 
 def replicate(config: Replication, runner: Runner = run_skopeo, clock: Callable[[], float] = time.monotonic) -> Report:
-    if shutil.which("skopeo") is None and runner is run_skopeo:
+    if shutil.which("skopeo") is None and runner is run_skopeo and not config.dry_run:
         raise GenError("skopeo is not installed (Debian: apt-get install skopeo)", "replicate")
     started = clock()
+    record = State.load(config.state_path)  # a bad state file stops the run before it does anything
+    pruning = config.prune or config.dry_run
     master = Client(config.source)
     with ExitStack() as stack:
         stack.callback(master.close)
-        images, master_tags = _master_images(master, config)
+        images, listed, catalog = _master_images(master, config)
+        # Proven before any copy: a prune the master's listing cannot support stops the whole run.
+        listing = prune.master_listing(master, config, catalog, listed, record) if pruning else listed
         states = []
         for endpoint in config.targets:
             state = ReplicaState(endpoint, Client(endpoint))
             stack.callback(state.client.close)
             states.append(state)
-        report = Report(images=len(images), replicas=len(states), states=states)
+        report = Report(images=len(images), replicas=len(states), states=states, dry_run=config.dry_run)
         with ThreadPoolExecutor(max_workers=len(states), thread_name_prefix="replica") as pool:
             list(pool.map(_ping, states))
-            copier = _Copier(master, config, runner, stack)
-            for index, image in enumerate(images, 1):
-                results = list(pool.map(lambda s: copier.sync(s, image), states))
-                parts = []
-                for state, result in zip(states, results):
-                    report.counts[result.status] += 1
-                    report.sent += result.sent
-                    if result.status == "failed":
-                        state.missing.append(image.ref)
-                    parts.append(f"{state.endpoint.name}: {result.describe()}")
-                log.info("[%d/%d] %s %s  %s", index, len(images), image.ref, image.digest[:19], "; ".join(parts))
-            if config.prune:
+            if not config.dry_run:
+                _copy_images(_Copier(master, config, runner, stack), pool, images, report, record)
+            if pruning:
                 for state in states:
-                    report.counts["pruned"] += _prune(state, config, master_tags)
+                    report.counts["pruned"] += _prune(state, config, record, listing, report.planned)
+        if not config.dry_run:
+            record.save()
         report.seconds = clock() - started
         return report
+
+
+def _copy_images(copier: _Copier, pool: ThreadPoolExecutor, images: list[Image], report: Report, record: State) -> None:
+    """Each image to every replica at once; what each replica verifiably holds goes into the record."""
+    master = copier.config.source.host
+    for index, image in enumerate(images, 1):
+        results = list(pool.map(lambda s: copier.sync(s, image), report.states))
+        parts = []
+        for state, result in zip(report.states, results):
+            report.counts[result.status] += 1
+            report.sent += result.sent
+            if result.status == "failed":
+                state.missing.append(image.ref)
+            else:
+                record.record((master, state.endpoint.host, image.repo, image.tag), Entry(image.digest, time.time()))
+            parts.append(f"{state.endpoint.name}: {result.describe()}")
+        log.info("[%d/%d] %s %s  %s", index, len(images), image.ref, image.digest[:19], "; ".join(parts))
 
 
 def _ping(state: ReplicaState) -> None:
@@ -170,21 +194,22 @@ def _ping(state: ReplicaState) -> None:
         state.down = str(exc)
 
 
-def _master_images(master: Client, config: Replication) -> tuple[list[Image], dict[str, dict[str, str]]]:
-    """Every selected tag on the master with its digest; also repo -> {tag: digest} for pruning."""
+def _master_images(master: Client, config: Replication) -> tuple[list[Image], dict[str, set[str]], list[str]]:
+    """Every selected tag on the master with its digest; also repo -> the tags it lists, and its
+    whole catalog, for pruning."""
     where = config.source.label
     try:
         master.ping()
-        repos = sorted(r for r in master.repositories() if config.wants(r))
+        catalog = list(master.repositories())
+        repos = sorted(r for r in catalog if config.wants(r))
         images: list[Image] = []
-        tags: dict[str, dict[str, str]] = {}
+        listed: dict[str, set[str]] = {}
         for repo in repos:
-            tags[repo] = {}
-            for tag in sorted(master.tags(repo)):
+            listed[repo] = set(master.tags(repo))
+            for tag in sorted(listed[repo]):
                 head = master.head_manifest(repo, tag)
                 if head is not None:  # deleted between the listing and now
                     images.append(Image(repo, tag, head.digest))
-                    tags[repo][tag] = head.digest
     except Unreachable as exc:
         raise GenError(f"master {where} is unreachable: {exc}", "--from").with_exit_code(EXIT_UNAVAILABLE) from None
     except RegistryError as exc:
@@ -192,7 +217,7 @@ def _master_images(master: Client, config: Replication) -> tuple[list[Image], di
     for glob in config.repos:
         if not any(glob.matches(r) for r in repos):
             log.warning("replicate: --repo %s matches no repository on the master %s", glob.text, where)
-    return images, tags
+    return images, listed, catalog
 
 
 class _Copier:
@@ -303,30 +328,14 @@ def _temp_dir() -> Iterator[str]:
         yield directory
 
 
-def _prune(state: ReplicaState, config: Replication, master_tags: dict[str, dict[str, str]]) -> int:
-    """Deletes the replica's tags the master no longer has, in the selected repositories.
-
-    The registry API deletes a manifest (with every tag on it), not a tag: a stale tag whose
-    manifest a kept tag still uses is left and reported."""
+def _prune(state: ReplicaState, config: Replication, record: State, listing: dict[str, set[str]], planned: list[str]) -> int:
+    """Prunes one replica (dockerfile_gen.registry.prune); its failure marks the replica, as a copy's does."""
     if state.down:
         return 0
     pruned = 0
     try:
-        for repo in sorted(r for r in state.client.repositories() if config.wants(r)):
-            wanted = master_tags.get(repo, {})
-            kept_digests = set(wanted.values())
-            for tag in sorted(set(state.client.tags(repo)) - set(wanted)):
-                head = state.client.head_manifest(repo, tag)
-                if head is None:
-                    continue
-                if head.digest in kept_digests:
-                    keeper = sorted(t for t, d in wanted.items() if d == head.digest)[0]
-                    log.warning("prune %s: %s:%s kept: it shares its manifest with %s:%s, and the registry API deletes manifests, not tags",
-                                state.endpoint.name, repo, tag, repo, keeper)
-                    continue
-                state.client.delete_manifest(repo, head.digest)
-                pruned += 1
-                log.info("prune %s: deleted %s:%s (%s), gone from the master", state.endpoint.name, repo, tag, head.digest[:19])
+        for _ in prune.prune_replica(state.client, state.endpoint, config, record, listing, planned):
+            pruned += 1
     except Unreachable as exc:
         state.down = f"unreachable ({exc})"
     except RegistryError as exc:

@@ -1,8 +1,10 @@
 """The HTTP session with one registry: keep-alive connections, TLS, authentication, redirects, paging.
 
 Authentication is HTTP basic or the bearer-token flow (Harbor, distribution with token auth), with
-the credentials of a containers-auth.json file; bearer tokens are kept per scope. What the requests
-mean (manifests, blobs, tags) is dockerfile_gen.registry.client's job, never this module's.
+the credentials of a containers-auth.json file; bearer tokens are kept per scope. Credentials go only
+to the registry's own origin (scheme, host, port): a redirect elsewhere drops them, and a next-page
+`Link` elsewhere is refused. A listing must progress and is bounded (MAX_PAGES, MAX_ENTRIES). What
+the requests mean (manifests, blobs, tags) is dockerfile_gen.registry.client's job, never this module's.
 """
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ from dockerfile_gen.registry.endpoint import Endpoint, credentials
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
 MAX_REDIRECTS = 5
+# A listing longer than this is refused, not cut short: 500 pages of the 1000 entries we ask for, or
+# 5000 of the 100 some registries cap a page at.
+MAX_PAGES = 10_000
+MAX_ENTRIES = 500_000
 _BEARER_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -71,6 +77,9 @@ class Session:
         self._tokens: dict[str, str] = {}  # scope -> bearer token
         self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
         self._tls: ssl.SSLContext | None = None
+        self.origin = _origin(self.base)
+        self.max_pages = MAX_PAGES
+        self.max_entries = MAX_ENTRIES
 
     def close(self) -> None:
         for connection in self._connections.values():
@@ -81,6 +90,8 @@ class Session:
                 data: bytes | None = None, url: str | None = None) -> Response:
         """One API request under scope, fetching a bearer token for it when the registry asks."""
         target = url or self.base + path
+        if _origin(target) != self.origin:  # pages() says why first; this is the backstop
+            raise RegistryError(f"{self.endpoint.label}: refused to send a request for it to {_shown(target)}")
         sent = dict(headers or {})
         if scope in self._tokens:
             sent["Authorization"] = f"Bearer {self._tokens[scope]}"
@@ -97,19 +108,48 @@ class Session:
         return response
 
     def pages(self, path: str, scope: str, key: str, missing_ok: bool = False) -> Iterator[str]:
-        """The strings under key in a paginated listing (catalog, tag list), page after page."""
-        url: str | None = self.base + path
-        while url:
+        """The strings under key in a paginated listing (catalog, tag list), page after page.
+
+        Every next-page Link must point at this registry (its credentials go nowhere else) and at a
+        page not listed yet, by URL and by its `last`; a listing has at most max_pages pages and
+        max_entries entries. Anything else is a RegistryError: a listing is never cut short silently."""
+        url = self.base + path
+        what = f"GET {urllib.parse.urlsplit(url).path}"
+        listed, lasts = {url}, set(_lasts(url))
+        entries = 0
+        for page in range(1, self.max_pages + 1):
             response = self.request("GET", "", scope, url=url)
-            if response.status_code == 404 and missing_ok:
+            if response.status_code == 404 and missing_ok and page == 1:
                 return
-            expect(response, 200, self.endpoint, f"GET {urllib.parse.urlsplit(url).path}")
+            expect(response, 200, self.endpoint, what)
             body = response.json()
-            for item in (body.get(key) or []) if isinstance(body, dict) else []:
+            if not isinstance(body, dict) or not isinstance(body.get(key) or [], list):
+                raise RegistryError(f"{self.endpoint.label}: {what} answered 200 without a {key!r} list")
+            for item in body.get(key) or []:
+                entries += 1
+                if entries > self.max_entries:
+                    raise RegistryError(f"{self.endpoint.label}: {what}: more than {self.max_entries} entries; refusing to list further")
                 if isinstance(item, str):
                     yield item
             following = response.next_url
-            url = urllib.parse.urljoin(self.base, following) if following else None
+            if not following:
+                return
+            url = urllib.parse.urljoin(url, following)
+            self._check_next(url, what, listed, lasts)
+        raise RegistryError(f"{self.endpoint.label}: {what}: more than {self.max_pages} pages; refusing to list further")
+
+    def _check_next(self, url: str, what: str, listed: set[str], lasts: set[str]) -> None:
+        """A next page must be on this registry and new; listed and lasts grow by it."""
+        if _origin(url) != self.origin:
+            raise RegistryError(f"{self.endpoint.label}: {what}: the next-page Link points to {_shown(url)}, not to "
+                                f"this registry ({self.base}); its credentials go nowhere else")
+        last = _lasts(url)
+        if url in listed or lasts.intersection(last):
+            parts = urllib.parse.urlsplit(url)
+            raise RegistryError(f"{self.endpoint.label}: {what}: the next-page Link repeats a page already listed "
+                                f"({_shown(parts.path + '?' + parts.query)}): the listing would never end")
+        listed.add(url)
+        lasts.update(last)
 
     def _send(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None) -> Response:
         sent = dict(headers)
@@ -123,8 +163,8 @@ class Session:
             if response.status_code not in (301, 302, 303, 307, 308) or not location or method not in ("GET", "HEAD"):
                 return response
             url = urllib.parse.urljoin(url, location)
-            if urllib.parse.urlsplit(url).netloc != self.endpoint.host:
-                sent.pop("Authorization", None)  # never hand credentials to another host
+            if _origin(url) != self.origin:
+                sent.pop("Authorization", None)  # never hand credentials to another origin
         raise RegistryError(f"{self.endpoint.label}: more than {MAX_REDIRECTS} redirects for {method} {url}")
 
     def _exchange(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None) -> Response:
@@ -208,6 +248,29 @@ def expect(response: Response, status: int, endpoint: Endpoint, what: str) -> No
     if response.status_code != status:
         detail = response.text.strip().replace("\n", " ")[:200]
         raise RegistryError(f"{endpoint.label}: {what} answered {response.status_code} {detail}".rstrip())
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the default port filled in; port -1 when it is not a number."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme, -1)
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _lasts(url: str) -> list[str]:
+    """The `last` parameters of a listing URL: the entry the page starts after."""
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("last", [])
+
+
+def _shown(text: str) -> str:
+    """A URL from a registry's headers, as one short line of an error message."""
+    parts = urllib.parse.urlsplit(text)
+    shown = f"{parts.scheme}://{parts.netloc}" if parts.scheme or parts.netloc else text
+    return " ".join(shown.split())[:200]
 
 
 def _tls_failure(endpoint: Endpoint, exc: ssl.SSLError) -> Exception:

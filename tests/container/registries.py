@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -126,3 +127,21 @@ class RegistryProcess:
 
     def blob_files(self) -> int:
         return sum(1 for _ in (self.storage / "docker/registry/v2/blobs").rglob("data"))
+
+    def manifest(self, repo: str, reference: str) -> tuple[bytes, str]:
+        """A manifest's bytes and media type."""
+        with self._open(f"/v2/{repo}/manifests/{reference}", headers={"Accept": ACCEPT}) as response:
+            return bytes(response.read()), str(response.headers["Content-Type"])
+
+    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
+        """PUTs a manifest (e.g. an index of manifests already in repo); returns its digest."""
+        request = urllib.request.Request(f"{self.scheme}://{self.host}/v2/{repo}/manifests/{reference}", data=body,
+                                         method="PUT", headers={**self.headers, "Content-Type": media_type})
+        with urllib.request.urlopen(request, timeout=10, context=self.context) as response:
+            assert response.status == 201, response.status
+            return str(response.headers["Docker-Content-Digest"])
+
+    def untag(self, repo: str, tag: str) -> None:
+        """Removes a tag and keeps its manifest, as registries with tag deletes do (distribution 3, Harbor).
+        distribution 2.8 deletes only manifests, so the tag goes from the storage directly."""
+        shutil.rmtree(self.storage / "docker/registry/v2/repositories" / repo / "_manifests/tags" / tag)

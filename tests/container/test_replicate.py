@@ -3,10 +3,13 @@
 The tree's images are pushed with `tree build --push --replicate-to`, two app images built from
 their generated Dockerfiles with `dockerfile-gen push`; `dockerfile-gen replicate` then runs with
 a replica killed mid-run, again after it is back, again with nothing changed, after a tag moved
-and with --prune. Every check reads the registries' own HTTP API, never the tool's output alone.
+and with --prune: beside images only a replica has, with a multi-platform index whose child lost its
+tag, and from an empty master. Every check reads the registries' own HTTP API, never the tool's
+output alone. Every run records what it copied in the module's own state directory (XDG_STATE_HOME).
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,6 +44,7 @@ class Topology:
 def topology(engine: Engine) -> Iterator[Topology]:
     root = engine.work / "i13-registries"
     registries = [RegistryProcess(name, root) for name in ("master", "offline", "online")]
+    engine.env["XDG_STATE_HOME"] = str(root / "state")  # the record --prune relies on, for this module only
     try:
         for registry in registries:
             registry.start()
@@ -57,6 +61,7 @@ def topology(engine: Engine) -> Iterator[Topology]:
         )
         yield Topology(master, offline, online, config)
     finally:
+        engine.env.pop("XDG_STATE_HOME", None)
         for registry in registries:
             registry.stop()
 
@@ -257,3 +262,84 @@ def test_replica_with_tls_and_basic_auth(engine: Engine, topology: Topology, tmp
         assert again.returncode == 0 and "1 already there" in again.stdout, again.stdout + again.stderr
     finally:
         secure.stop()
+
+
+def tiny_image(engine: Engine, tmp_path: Path, content: str) -> str:
+    """A one-file image, made locally: nothing is pulled."""
+    layer = tmp_path / f"layer-{content}"
+    layer.mkdir()
+    (layer / "content.txt").write_text(content + "\n")
+    engine.run("tar", "-C", str(layer), "-cf", str(layer) + ".tar", ".")
+    image = f"localhost/tiny/{content}:1"
+    engine.podman("import", "--quiet", str(layer) + ".tar", image)
+    return image
+
+
+def test_prune_deletes_only_what_was_copied_from_the_master(engine: Engine, topology: Topology, tmp_path: Path) -> None:
+    """Without --repo every repository is selected; what only a replica has was never the master's to delete."""
+    master, offline = topology.master, topology.offline
+    image = tiny_image(engine, tmp_path, "replica-only")
+    for ref in ("apps/replica-only:1", "apps/hello-jar:hotfix"):  # a repository, and a tag, only the replica has
+        engine.podman("push", "--tls-verify=false", image, f"docker://{offline.host}/{ref}")
+    local = offline.digest("apps/replica-only", "1")
+    flags = ["--from", master.host, "--to", offline.host, "--to", topology.online.host, "--insecure"]
+    first = gen(engine, "replicate", *flags, "--prune")  # nothing is gone from the master
+    assert first.returncode == 0 and "pruned" not in first.stdout, first.stdout + first.stderr
+    assert offline.digest("apps/replica-only", "1") == offline.digest("apps/hello-jar", "hotfix") == local is not None
+
+    gone = master.digest("apps/hello-war", "1")
+    assert gone and all(replica.digest("apps/hello-war", "1") == gone for replica in topology.replicas)
+    master.delete("apps/hello-war", gone)
+    dry = gen(engine, "replicate", *flags, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert all(f"would delete on {r.host}: apps/hello-war:1 ({gone})" in dry.stdout.splitlines() for r in topology.replicas), dry.stdout
+    assert "2 manifest(s) would be pruned; nothing was copied or deleted" in dry.stdout, dry.stdout
+    assert all(replica.digest("apps/hello-war", "1") == gone for replica in topology.replicas)
+    pruned = gen(engine, "replicate", *flags, "--prune")
+    assert pruned.returncode == 0 and "2 pruned" in pruned.stdout, pruned.stdout + pruned.stderr
+    assert all(replica.digest("apps/hello-war", "1") is None for replica in topology.replicas)
+    assert offline.digest("apps/replica-only", "1") == offline.digest("apps/hello-jar", "hotfix") == local
+
+
+def test_prune_keeps_every_manifest_a_kept_index_names(engine: Engine, topology: Topology, tmp_path: Path) -> None:
+    """apps/multi:1 is an index of two images; apps/multi:amd64 names one of them, and goes from the master."""
+    master = topology.master
+    children = {}
+    for arch in ("amd64", "arm64"):
+        engine.podman("push", "--tls-verify=false", "--format", "oci", tiny_image(engine, tmp_path, arch),
+                      f"docker://{master.host}/apps/multi:{arch}")
+        body, media_type = master.manifest("apps/multi", arch)
+        children[arch] = {"mediaType": media_type, "digest": master.digest("apps/multi", arch), "size": len(body),
+                          "platform": {"architecture": arch, "os": "linux"}}
+    index_type = "application/vnd.oci.image.index.v1+json"
+    index = master.put_manifest("apps/multi", "1", json.dumps({"schemaVersion": 2, "mediaType": index_type,
+                                                               "manifests": list(children.values())}).encode(), index_type)
+    amd64 = children["amd64"]["digest"]
+    assert gen(engine, "replicate", "--config", str(topology.config)).returncode == 0
+    assert all(replica.digest("apps/multi", "1") == index and replica.digest("apps/multi", "amd64") == amd64
+               for replica in topology.replicas)
+
+    master.untag("apps/multi", "amd64")  # the tag goes; the index still names its manifest
+    assert "apps/multi:amd64" not in master.digests() and master.digest("apps/multi", amd64) == amd64
+    pruned = gen(engine, "replicate", "--config", str(topology.config), "--prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "apps/multi:amd64 kept: its manifest is used by apps/multi:1" in pruned.stderr, pruned.stderr
+    for replica in topology.replicas:  # the index is whole on every replica: its amd64 image is still there
+        assert replica.digest("apps/multi", "1") == index and replica.digest("apps/multi", amd64) == amd64, replica.name
+
+
+def test_prune_refuses_an_empty_master_catalog(engine: Engine, topology: Topology) -> None:
+    """A master whose catalog comes back empty (here: truly empty) proves nothing gone. Last in the module:
+    a prune that trusted it would empty the replica."""
+    empty = RegistryProcess("empty", topology.config.parent)
+    empty.start()
+    try:
+        before = topology.offline.digests()
+        result = gen(engine, "replicate", "--from", empty.host, "--to", topology.offline.host, "--insecure", "--prune")
+        assert result.returncode == EXIT_UNAVAILABLE, result.stdout + result.stderr
+        lines = result.stderr.splitlines()
+        assert result.stdout == "" and len(lines) == 1, lines
+        assert lines[0].startswith(f"dockerfile-gen: error: --prune: refused: the master {empty.host}'s catalog lists no repository"), lines
+        assert topology.offline.digests() == before
+    finally:
+        empty.stop()
