@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import pytest
 
+from tests.support.leaks import no_leftover_processes  # noqa: F401 - autouse: no test leaves a process running
+
 T = TypeVar("T")
 
 # The `bootstrap` console script of this venv.

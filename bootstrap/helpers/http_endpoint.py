@@ -12,12 +12,16 @@ budget stays as it is) and keeps it up until bootstrap exits: it answers 503 whi
   not pay for them.
 
 The helper inherits PID 1's blocked signals, so request threads never take a signal; PID 1 ends
-it with SIGKILL.
+it with SIGKILL, and it ends itself when PID 1 is gone (`service_actions`). A client that goes away
+before its answer is written is counted, not traced: at most one log line a minute (`ClientErrors`).
 """
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bootstrap import log, rundir
@@ -36,6 +40,7 @@ TEXT = "text/plain; charset=utf-8"
 # generate_latest writes the classic text format; newer prometheus_client releases label it 1.0.0
 # (UTF-8 names), which Prometheus 2.x does not know. Our names are all legacy names, so say 0.0.4.
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CLIENT_ERRORS_EVERY = 60.0  # seconds between two log lines about clients that went away
 
 
 def serve_main(settings: Settings, app_pid: int, heartbeat_fd: int) -> NoReturn:
@@ -56,6 +61,9 @@ def serve_main(settings: Settings, app_pid: int, heartbeat_fd: int) -> NoReturn:
 class AgentServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must never keep the helper from being replaced
     allow_reuse_address = True  # a restarted helper can bind at once
+    # The listen backlog: the kernel's maximum, not socketserver's 5, so a burst of connects cannot
+    # make the kernel drop the kubelet's SYN (its probe would wait a second for the retransmit).
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int], settings: Settings, app_pid: int) -> None:
         super().__init__(address, Handler)
@@ -63,6 +71,18 @@ class AgentServer(ThreadingHTTPServer):
         self.run_dir = settings.run_dir
         self._metrics: tuple[Any, Any] | None = None
         self._metrics_lock = threading.Lock()
+        self.parent = os.getppid()
+        self.client_errors = ClientErrors()
+
+    def service_actions(self) -> None:
+        """Called by serve_forever about twice a second: end with the supervisor (the fallback to
+        the kernel's parent-death signal, see pid1/forked.py)."""
+        if os.getppid() != self.parent:
+            os._exit(70)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Replaces socketserver's traceback on stderr: a request that failed is one counted line."""
+        self.client_errors.add(sys.exc_info()[1])
 
     def answer(self, path: str) -> tuple[int, str, bytes]:
         """(status code, content type, body) for a GET of path."""
@@ -98,6 +118,29 @@ class AgentServer(ThreadingHTTPServer):
 
                 self._metrics = (metrics.registry_for(self.settings, self.app_pid), metrics)
             return self._metrics
+
+
+class ClientErrors:
+    """Requests that ended in an exception, nearly always a client that went away mid-answer
+    (BrokenPipeError, ConnectionResetError: a probe that timed out, a scraper that hung up). Each is
+    counted; the log gets the count and the last error at most once every CLIENT_ERRORS_EVERY."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.total = self.unreported = 0
+        self.reported_at: float | None = None
+
+    def add(self, exc: BaseException | None) -> None:
+        with self.lock:
+            self.total += 1
+            self.unreported += 1
+            now = time.monotonic()
+            if self.reported_at is not None and now - self.reported_at < CLIENT_ERRORS_EVERY:
+                return
+            count, total, self.unreported, self.reported_at = self.unreported, self.total, 0, now
+        log.warning(f"http endpoint: {count} request(s) ended in an error, most often a client that went away "
+                    f"before its answer (last: {exc!r}; {total} in all; at most one such line every "
+                    f"{CLIENT_ERRORS_EVERY:g}s)")
 
 
 class Handler(BaseHTTPRequestHandler):

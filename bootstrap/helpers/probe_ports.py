@@ -12,12 +12,14 @@ whole agent; as a thread of the checker it costs a thread stack. bench/run.py, s
   - the state is `failed` (the startup deadline `BOOTSTRAP_READY_TIMEOUT` passed without ready);
   - the state has been `not_ready` for longer than `BOOTSTRAP_LIVE_WINDOW` (0: never).
   It opens again as soon as none of these holds.
-- A hung checker stops accepting: both listeners have a backlog of one, so after two unaccepted
-  connections the kernel drops the kubelet's SYNs and the probes time out, and liveness restarts
-  the container, as it would for a hung app (PID 1 also replaces a checker whose heartbeat stops).
+- Both listeners have the kernel's largest backlog, so a flood of connects from any client cannot
+  crowd out the kubelet's. While a checker hangs the kernel still completes handshakes; its
+  heartbeat stops, and PID 1 kills it after BOOTSTRAP_CHECKER_TIMEOUT and starts a new one.
   A checker that dies takes its listeners with it; PID 1 restarts it within a second, and the
   probes' failure thresholds absorb the gap. While the app stops (SIGTERM) the checker is ended:
   both ports close, and the kubelet stops liveness probing once the pod is being deleted.
+- Listening is dual-stack on `::`, or IPv4 alone on a kernel without IPv6 (`listen`). A port that
+  cannot be bound (in use, say) is one error line naming its setting, and is retried every second.
 
 The thread wakes only for an event: a connection, or a byte on the notify pipe, which the
 checker's every status write sends (`rundir.write`). While the live port is closed (and while a
@@ -27,6 +29,7 @@ between.
 """
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
@@ -43,7 +46,11 @@ if TYPE_CHECKING:
 
 # The setting of each port, for the error message when it cannot be bound.
 PORT_VARS = {rundir.READY_PROBE: "BOOTSTRAP_READY_PORT", rundir.LIVE_PROBE: "BOOTSTRAP_LIVE_PORT"}
-BACKLOG = 1  # a hung helper must fail the probes soon: the kernel queues at most two connections
+# The kernel's maximum (capped by net.core.somaxconn): a burst of connects from any client must
+# not overflow the queue, or the kernel drops the kubelet's SYN and its probe times out.
+BACKLOG = socket.SOMAXCONN
+# The errors that mean "this kernel has no IPv6" (then IPv4 alone), and not "this port is taken"
+IPV6_UNAVAILABLE = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL})
 RECHECK_INTERVAL = 1.0  # while the live port is closed, or a not_ready window runs
 
 
@@ -113,8 +120,8 @@ class ProbePorts:
                 sock = listen(port)
             except OSError as exc:
                 if kind not in self.bind_failed:  # say it once; retried on every re-check
-                    log.error(f"probe ports: cannot listen on port {port} for {kind} ({exc.strerror}); "
-                              f"give {PORT_VARS[kind]} a free port")
+                    log.error(f"probe ports: cannot listen on port {port} for the {kind} probe ({exc.strerror}); "
+                              f"set {PORT_VARS[kind]} to a free port")
                     self.bind_failed.add(kind)
                 return
             self.bind_failed.discard(kind)
@@ -153,25 +160,38 @@ class ProbePorts:
 
 
 def listen(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET, socket.SOCK_STREAM)
+    """A non-blocking listener on port: dual-stack on ::, or on 0.0.0.0 when the kernel has no IPv6
+    (booted with ipv6.disable=1: EAFNOSUPPORT; or no address for ::). Any other error (a port in
+    use, no permission) is raised: falling back then would listen on half a port that someone
+    else answers on the other half."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if sock.family == socket.AF_INET6:
-            try:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 and IPv6
-            except OSError:
-                pass
-            try:
-                sock.bind(("::", port))
-            except OSError:  # a pod without IPv6
-                sock.close()
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("0.0.0.0", port))
-        else:
-            sock.bind(("0.0.0.0", port))
+        sock = bind(socket.AF_INET6, ("::", port))
+    except OSError as exc:
+        if exc.errno not in IPV6_UNAVAILABLE:
+            raise
+        sock = bind(socket.AF_INET, ("0.0.0.0", port))
+    try:
         sock.listen(BACKLOG)
         sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind(family: int, address: tuple[str, int]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # PID 1 holds the live port beside this listener while it restarts the app in the pod
+        # (pid1/restart.py); only processes of the same user may share it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            try:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 and IPv6 on one socket
+            except OSError:
+                pass  # the system default (net.ipv6.bindv6only) stays
+        sock.bind(address)
     except OSError:
         sock.close()
         raise

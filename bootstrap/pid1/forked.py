@@ -3,7 +3,7 @@
 They do the heavy work (psutil, requests, watchdog, prometheus-client) so that PID 1 stays
 small. A helper that dies is restarted, with a backoff when it dies young so a broken check
 cannot spin PID 1's CPU; one that stops sending heartbeats is killed and restarted the same way.
-The app is never touched by any of this.
+A helper never outlives bootstrap (`end_with`). The app is never touched by any of this.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import time
 
 from bootstrap import log
 
+PR_SET_PDEATHSIG = 1
 MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0  # a helper that lived this long is restarted at once when it dies
 
@@ -34,10 +35,12 @@ class ForkedHelper:
 
     def start(self) -> None:
         read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(read_end)
+                end_with(parent)
                 module, function = self.entry.split(":")
                 getattr(importlib.import_module(module), function)(*self.args, write_end)
             except Exception as exc:  # a helper's fault must never reach PID 1's loop
@@ -96,3 +99,17 @@ class ForkedHelper:
 
     def next_deadline(self) -> float | None:
         return self._restart_at if self.enabled and self.pid is None else None
+
+
+def end_with(parent: int) -> None:
+    """In a helper just forked: die with bootstrap. Run as PID 1, the kernel ends every process of
+    the namespace when PID 1 dies; otherwise (a subreaper, or under a test) an orphaned helper would
+    be adopted by init and live on, so the kernel is asked for SIGKILL when the parent dies. Then
+    the parent is checked again, in case it died before the request was made."""
+    if parent != 1:
+        import ctypes  # in the child only; already loaded when bootstrap is a subreaper (reaper.py)
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(70)

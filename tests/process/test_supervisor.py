@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -17,6 +18,31 @@ from tests.process.support import APP, Agent, records
 
 Start = Callable[..., Agent]
 MODES = pytest.mark.parametrize("pid1", [True, False], ids=["pid1", "subreaper"])
+
+
+@pytest.fixture
+def start(start: Start) -> Iterator[Start]:
+    """The tier's `start`, ending every agent's whole tree at teardown: a subreaper agent killed
+    alone leaves its app (a session of its own) running, adopted by init."""
+    agents: list[Agent] = []
+
+    def _start(*args: object, **kwargs: object) -> Agent:
+        agent = start(*args, **kwargs)
+        agents.append(agent)
+        return agent
+
+    yield _start
+    for agent in agents:
+        try:
+            tree = psutil.Process(agent.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        agent.kill()
+        for proc in tree:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 def run(env: dict[str, str], command: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
