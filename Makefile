@@ -24,6 +24,7 @@ bench: deps
 	$(PY) bench/jvm_memory.py
 	$(PY) bench/prune.py
 	$(PY) bench/java_start.py
+	$(PY) bench/reload.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

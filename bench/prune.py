@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark of `bootstrap logs prune` (run by `make bench` after bench/run.py): time, CPU and peak
 memory of one pass over a log root of 100,000 files in 2,000 log directories, against `du -s` and
-`find … -delete`-style peers over the same tree, in the same run. Writes docs/benchmarks-prune.md.
+`find … -delete`-style peers over the same tree, in the same run; and peak memory with 100,000
+files in one log directory. Writes docs/benchmarks-prune.md.
 
 The tree: 20 apps × 100 pod IPs; each log directory holds `.bootstrap.jsonl`, `.bootstrap.lock` and
 48 log files of 1 KiB (app.log, rotated app.log.N); directory i is (i mod 60) days old; 100 of them
-are live (this harness holds their flock, as running agents would). Peak memory is the child's
-maximum resident set size as GNU time reports it; CPU is its user + system time. The tree is on the root filesystem (not tmpfs)
-and warm in the page cache, as on a node that prunes every hour.
+are live (this harness holds their flock, as running agents would). The one-directory tree: one
+dead log directory holding 100,000 (then 1,000) empty rotated files, 3 days old, on a tmpfs
+(/dev/shm: it measures memory, and making 100,000 files on a shared disk would take most of the
+run); a dry run with --compress-after-days 1 prints one line per file. Peak memory is the child's
+maximum resident set size as GNU time reports it; CPU is its user + system time. The 2,000-dir tree
+is on the root filesystem (not tmpfs) and warm in the page cache, as on a node that prunes every hour.
 """
 from __future__ import annotations
 
@@ -30,17 +34,18 @@ APPS, IPS, FILES = 20, 100, 48  # 2,000 dirs × (48 logs + 2 agent files) = 100,
 LIVE_EVERY = 20  # every 20th directory is live: 100 of 2,000
 PRUNE = [sys.executable, "-m", "bootstrap", "logs", "prune"]
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`, deps/apt-bench.txt)
+SHM = Path("/dev/shm")  # the one-dir tree goes on a tmpfs when there is one: it measures memory, not the disk
+STARTED = time.monotonic()
 
 
 def log(text: str) -> None:
-    print(f"bench: {text}", file=sys.stderr, flush=True)
+    print(f"bench: [{time.monotonic() - STARTED:.0f} s] {text}", file=sys.stderr, flush=True)
 
 
 def build(root: Path, files: int = FILES) -> list[int]:
-    """The tree; returns the lock descriptors held for the live directories."""
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
+    """The tree, or what a removal took from it (the directories still there are left as they are:
+    the disk-bound part of the run is making and deleting files); returns the lock descriptors held
+    for the live directories."""
     now = time.time()
     payload = b"2026-01-01 12:00:00.000 INFO  [main] o.e.App: a log line of a realistic length\n" * 12
     held = []
@@ -48,20 +53,63 @@ def build(root: Path, files: int = FILES) -> list[int]:
         for i in range(IPS):
             n = a * IPS + i
             d = root / f"app-{a:02d}" / f"10.{a}.{i // 250}.{i % 250}"
-            d.mkdir(parents=True)
-            (d / ".bootstrap.jsonl").write_bytes(b'{"event": "start"}\n{"event": "exit"}\n')
-            (d / ".bootstrap.lock").touch()
-            for f in range(files):
-                (d / ("app.log" if f == 0 else f"app.log.{f}")).write_bytes(payload[:1024])
-            when = now - (n % 60) * DAY - 3600
-            for p in d.iterdir():
-                os.utime(p, (when, when))
-            os.utime(d, (when, when))
+            if not d.exists():
+                d.mkdir(parents=True)
+                (d / ".bootstrap.jsonl").write_bytes(b'{"event": "start"}\n{"event": "exit"}\n')
+                (d / ".bootstrap.lock").touch()
+                for f in range(files):
+                    (d / ("app.log" if f == 0 else f"app.log.{f}")).write_bytes(payload[:1024])
+                when = now - (n % 60) * DAY - 3600
+                for p in d.iterdir():
+                    os.utime(p, (when, when))
+                os.utime(d, (when, when))
             if n % LIVE_EVERY == 0:
                 fd = os.open(d / ".bootstrap.lock", os.O_RDONLY)
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 held.append(fd)
     return held
+
+
+def shrink(root: Path, files: int) -> None:
+    """Leaves `files` log files in each directory (app.log, app.log.1, …), keeping its age."""
+    for d in root.glob("app-*/*"):
+        when = d.stat().st_mtime
+        for p in d.glob("app.log.*"):
+            if int(p.name.rsplit(".", 1)[1]) >= files:
+                p.unlink()
+        os.utime(d, (when, when))
+
+
+def build_one_dir(root: Path, files: int) -> None:
+    """One dead log directory holding `files` empty rotated files (app.log.N), 3 days old."""
+    d = root / "app-00" / "10.0.0.1"
+    d.mkdir(parents=True)
+    (d / ".bootstrap.jsonl").write_bytes(b'{"event": "start"}\n{"event": "exit"}\n')
+    (d / ".bootstrap.lock").touch()
+    when = time.time() - 3 * DAY
+    for f in range(files):
+        fd = os.open(d / f"app.log.{f + 1}", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.utime(fd, (when, when))
+        os.close(fd)
+    for p in (d / ".bootstrap.jsonl", d / ".bootstrap.lock", d):
+        os.utime(p, (when, when))
+
+
+def one_dir_memory(tree: Path, runs: int) -> dict[str, list[dict[str, float]]]:
+    """Peak memory with all files in one log directory: a steady pass, and a dry run that prints
+    one `would compress` line per file (lines are printed, never kept). Made with 100,000 files,
+    then cut to 1,000."""
+    results: dict[str, list[dict[str, float]]] = {}
+    build_one_dir(tree, 100_000)
+    for files in (100_000, 1_000):
+        if files < 100_000:
+            shrink(tree, files + 1)
+        for what, extra in (("steady", ["--keep-days", "3650"]),
+                            ("--compress-after-days 1 --dry-run", ["--compress-after-days", "1", "--dry-run"])):
+            argv = [*PRUNE, "--root", str(tree), *extra]
+            measure(argv)
+            results[f"prune {what}, {files:,} files in one dir"] = [measure(argv) for _ in range(runs)]
+    return results
 
 
 def release(held: list[int]) -> None:
@@ -101,9 +149,9 @@ def count_files(root: Path) -> tuple[int, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="runs per steady-pass contender")
-    parser.add_argument("--removal-runs", type=int, default=3,
-                        help="runs per removal contender (the tree is rebuilt for each; removal is disk-bound)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per steady-pass contender")
+    parser.add_argument("--removal-runs", type=int, default=1,
+                        help="runs per removal contender (what it removed is made again for each; removal is disk-bound)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))  # so the work directory is removed
@@ -147,11 +195,20 @@ def main() -> int:
                 release(held)
                 log(f"{name}: {results[name][-1]['wall'] * 1000:.0f} ms")
         # Memory is bounded by the number of dirs, not of files: the same 2,000 dirs with 10x fewer files.
-        held = build(tree, files=3)
+        held = build(tree, files=3)  # the dirs the peer removed come back with 3 logs, the others are cut to 3
+        shrink(tree, 3)
         small = [*PRUNE, "--root", str(tree), "--keep-days", "3650"]
         measure(small)
         results["prune, steady, 2,000 dirs × 5 files (memory check)"] = [measure(small) for _ in range(args.runs)]
         release(held)
+        log("100,000 files in one dir")
+        shutil.rmtree(tree)
+        one = Path(tempfile.mkdtemp(prefix="bootstrap-bench-prune-", dir=SHM if SHM.is_dir() else work))
+        try:
+            results.update(one_dir_memory(one / "logs", args.runs))
+        finally:
+            shutil.rmtree(one, ignore_errors=True)
+        log("done")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -172,6 +229,13 @@ def main() -> int:
         f"- Peak memory above a bare interpreter: {median(results[steady_name], 'rss_mib') - base_rss:.1f} MiB with "
         f"100,000 files, {median(results['prune, steady, 2,000 dirs × 5 files (memory check)'], 'rss_mib') - base_rss:.1f} MiB "
         "with 10,000 files in the same 2,000 dirs.",
+        "- 100,000 files in one dir, above a bare interpreter: "
+        f"{median(results['prune steady, 100,000 files in one dir'], 'rss_mib') - base_rss:.1f} MiB for a steady pass "
+        f"({median(results['prune steady, 1,000 files in one dir'], 'rss_mib') - base_rss:.1f} MiB with 1,000 files), "
+        f"{median(results['prune --compress-after-days 1 --dry-run, 100,000 files in one dir'], 'rss_mib') - base_rss:.1f} MiB "
+        "printing 100,000 `would compress` lines "
+        f"({median(results['prune --compress-after-days 1 --dry-run, 1,000 files in one dir'], 'rss_mib') - base_rss:.1f} MiB "
+        "printing 1,000).",
     ]
     cpus = os.cpu_count()
     md = "\n".join([
@@ -180,13 +244,14 @@ def main() -> int:
         f"Generated by `make bench` (`.venv/bin/python bench/prune.py`) on {platform.node()} "
         f"({cpus} CPUs, Python {platform.python_version()}, {platform.release()}), "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}, in {time.monotonic() - started:.0f} s. "
-        f"Medians of {args.runs} runs (removal: {args.removal_runs}, the tree rebuilt for each). Load average "
+        f"Medians of {args.runs} runs (removal: {args.removal_runs}, what it removed made again for each). Load average "
         f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (1-minute): on a shared machine "
         "wall time includes waiting for a CPU and for the disk, CPU time does not.",
         "",
         "The tree: 100,000 files in 2,000 log directories (20 apps × 100 IPs, 48 log files of 1 KiB + "
         "`.bootstrap.jsonl` + `.bootstrap.lock` each), directory i is (i mod 60) days old, 100 of them live "
-        "(their flock held). Warm page cache, ext4 root filesystem.",
+        "(their flock held); warm page cache, ext4 root filesystem. The one-dir rows: one dead log directory "
+        f"holding 100,000 (or 1,000) empty rotated files, 3 days old, on {'a tmpfs' if SHM.is_dir() else 'the same disk'}.",
         "",
         *rows,
         "",

@@ -39,6 +39,11 @@ PY = "/usr/bin/python3"
 TINI = shutil.which("tini") or "/usr/bin/tini"
 DUMB_INIT = shutil.which("dumb-init") or "/usr/bin/dumb-init"
 UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+# The chart's default: the agent as the image's own non-root user, no capability (Pod Security "restricted").
+APP_UID = 20001
+AS_APP = [SETPRIV, f"--reuid={APP_UID}", f"--regid={APP_UID}", "--clear-groups", "--no-new-privs"]
+AS_ROOT = [SETPRIV, "--reuid=0", "--regid=0", "--keep-groups", "--no-new-privs"]  # the same exec, still root: the fair pair
 PATTERN = "Server startup in"
 ENTRYPOINT_SH = r"""#!/bin/sh
 # The plain shell entrypoint bootstrap is compared with: the same config links and log dir.
@@ -220,6 +225,8 @@ class Bench:
         for d in (self.log_root, self.run_dir, self.ready_log_dir):
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir()
+        for d in (self.home, self.log_root, self.run_dir, self.ready_log_dir):
+            os.chown(d, APP_UID, APP_UID)  # the non-root contenders write here; root writes anyway
 
     def status(self) -> dict:
         import json
@@ -256,6 +263,11 @@ class Bench:
                                          self.env())
         out["bootstrap run as PID 1, pip install . venv"] = (
             [UNSHARE, "--pid", "--fork", self.pip_bootstrap, "run", "--", *app], self.env())
+        # Non-root beside root, through the same setpriv exec (the only difference is the uid).
+        out["bootstrap run as PID 1, root (setpriv)"] = (
+            [UNSHARE, "--pid", "--fork", *AS_ROOT, self.bootstrap, "run", "--", *app], self.env())
+        out["bootstrap run as PID 1, non-root (setpriv)"] = (
+            [UNSHARE, "--pid", "--fork", *AS_APP, self.bootstrap, "run", "--", *app], self.env())
         out["tini -- entrypoint.sh as PID 1"] = ([UNSHARE, "--pid", "--fork", TINI, "--", str(self.entry), *app],
                                                  self.env())
         return out
@@ -336,6 +348,16 @@ class Bench:
             # The chart's default pod: a TCP check and the probe ports (a second helper).
             "bootstrap run (TCP check, probe ports)": (
                 [self.bootstrap, "run", "--", PY, str(self.ready_app), "tcp", "23211", str(self.work / "mem-stamp"), "0"],
+                self.env(BOOTSTRAP_READY_TCP="23211", BOOTSTRAP_LIVE_PORT="23212", BOOTSTRAP_READY_PORT="23213"),
+                "bootstrap"),
+            "bootstrap run (TCP check, probe ports), root (setpriv)": (
+                [*AS_ROOT, self.bootstrap, "run", "--", PY, str(self.ready_app), "tcp", "23211",
+                 str(self.ready_log_dir / "mem-stamp"), "0"],
+                self.env(BOOTSTRAP_READY_TCP="23211", BOOTSTRAP_LIVE_PORT="23212", BOOTSTRAP_READY_PORT="23213"),
+                "bootstrap"),
+            "bootstrap run (TCP check, probe ports), non-root (setpriv)": (
+                [*AS_APP, self.bootstrap, "run", "--", PY, str(self.ready_app), "tcp", "23211",
+                 str(self.ready_log_dir / "mem-stamp"), "0"],
                 self.env(BOOTSTRAP_READY_TCP="23211", BOOTSTRAP_LIVE_PORT="23212", BOOTSTRAP_READY_PORT="23213"),
                 "bootstrap"),
             "tini -s": ([TINI, "-s", "--", *sleep], self.env(), "init"),
@@ -816,6 +838,7 @@ def main() -> int:
     procs.become_subreaper()
     start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="bootstrap-bench-"))
+    work.chmod(0o755)  # the non-root contenders reach the venv and the fixture through it
     b = Bench(work, args.runs, args.slow_runs)
     load_before = os.getloadavg()
     try:

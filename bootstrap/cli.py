@@ -30,12 +30,14 @@ def _command_args(args: list[str]) -> list[str]:
 
 
 def cmd_run(args: list[str], environ: Mapping[str, str]) -> int:
+    from bootstrap import rundir
     from bootstrap.pid1 import jvm, loglock
     from bootstrap.pid1.plan import apply_plan, make_plan
     from bootstrap.pid1.supervisor import launch
     from bootstrap.settings import resolve
 
     settings = resolve.load(environ)
+    rundir.forget_previous(settings.run_dir)  # an emptyDir run dir outlives a restarted container
     command = resolve.require_command(settings, _command_args(args))
     plan = make_plan(settings, command, environ)
     phases = apply_plan(plan)

@@ -106,8 +106,44 @@ def read(run_dir: str) -> dict[str, Any] | None:
     return read_json(run_dir, STATUS_FILE)
 
 
+def _lock(run_dir: str, wait: bool = True) -> int:
+    """An exclusive flock on the run dir itself (no file of its own): status.json has two writers
+    (the checker, and PID 1 for `update` while the checker runs), and each read-modify-write must
+    not lose the other's. Returns the fd to close; without `wait`, BlockingIOError when held."""
+    import fcntl  # loaded already in PID 1 (bootstrap.logdir) and the checker
+
+    fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def update(run_dir: str, **fields: Any) -> None:
+    """Sets fields of status.json, keeping its state, and the ready marker, as they are. For PID 1
+    while the checker runs: the lock is only tried (PID 1 never waits on a helper), so a busy lock
+    raises BlockingIOError and the caller retries on a later loop turn."""
+    fd = _lock(run_dir, wait=False)
+    try:
+        status = read(run_dir)
+        if status is not None:
+            write_json(run_dir, STATUS_FILE, {**status, **fields})
+    finally:
+        os.close(fd)
+
+
 def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[str, Any]:
     """Writes a new state, keeping fields (pid, ready_at, …) from the previous file unless fresh."""
+    fd = _lock(run_dir)  # PID 1 writes only while no checker runs (it ends it first): never waits
+    try:
+        return _write(run_dir, state, fresh, **fields)
+    finally:
+        os.close(fd)
+
+
+def _write(run_dir: str, state: str, fresh: bool, **fields: Any) -> dict[str, Any]:
     assert state in STATES, state
     ready_path = os.path.join(run_dir, READY_FILE)
     previous = {} if fresh else read(run_dir) or {}
@@ -126,6 +162,17 @@ def write(run_dir: str, state: str, fresh: bool = False, **fields: Any) -> dict[
         os.close(os.open(ready_path, os.O_WRONLY | os.O_CREAT, 0o644))
     _notify()
     return status
+
+
+def forget_previous(run_dir: str) -> None:
+    """At `run`'s start: the marker and the state an earlier container left in a run dir that
+    outlives it (an emptyDir survives a container restart) must not pass a probe now. Errors are
+    left to check_run_dir, which says them before the app starts."""
+    for name in (READY_FILE, STATUS_FILE):
+        try:
+            os.unlink(os.path.join(run_dir, name))
+        except OSError:
+            pass
 
 
 def clear_ready(run_dir: str) -> None:

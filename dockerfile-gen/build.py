@@ -4,15 +4,20 @@ Each image gets a content hash over everything that decides its bytes: its rende
 the image ID of its FROM (the parent, or the root's `from`) and its build context (the agent
 wheel's files, for the root). The hash is stored as a label; an image whose label already matches is
 skipped. Progress is one line per image with the elapsed time.
+
+A root with `rootfs` and no --root-from is built on a root filesystem made from the Debian mirror
+(rootfs.py) when the engine's store does not have it yet.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -20,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from dockerfile_gen import rootfs
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.render import HASH_LABEL, WHEEL_DIR, base_parent_ref, render_base_dockerfile
 from dockerfile_gen.tree import Tree
@@ -45,6 +51,8 @@ class Engine(Protocol):
     def labels(self, inspect_json: str) -> dict[str, str]: ...
 
     def image_id(self, inspect_json: str) -> str: ...
+
+    def size(self, inspect_json: str) -> int | None: ...
 
     def push_argv(self, ref: str, dest: str, tls_verify: bool) -> list[str]: ...
 
@@ -80,6 +88,12 @@ class PodmanLike:
         data = json.loads(inspect_json)
         return str(data[0]["Id"] if isinstance(data, list) else data.get("FromImageID", ""))
 
+    def size(self, inspect_json: str) -> int | None:
+        """Uncompressed bytes (podman image inspect's Size); buildah inspect reports none."""
+        data = json.loads(inspect_json)
+        value = data[0].get("Size") if isinstance(data, list) else None
+        return value if isinstance(value, int) else None
+
     def push_argv(self, ref: str, dest: str, tls_verify: bool) -> list[str]:
         return [self.name, "push", f"--tls-verify={'true' if tls_verify else 'false'}", ref, f"docker://{dest}"]
 
@@ -106,6 +120,10 @@ class Docker:
 
     def image_id(self, inspect_json: str) -> str:
         return str(json.loads(inspect_json)[0]["Id"])
+
+    def size(self, inspect_json: str) -> int | None:
+        value = json.loads(inspect_json)[0].get("Size")
+        return value if isinstance(value, int) else None
 
     def push_argv(self, ref: str, dest: str, tls_verify: bool) -> list[str]:
         # docker has no per-push TLS switch: insecure registries go in daemon.json.
@@ -143,14 +161,31 @@ def wheel_digest(wheel: str) -> str:
     return digest.hexdigest()
 
 
+# setuptools builds wheels with the `wheel` package, or by itself from 70.1 on; `make demo`'s venv has neither.
+WHEEL_MISSING = ("building the agent wheel needs the Python package 'wheel', which {python} lacks: run `make deps` "
+                 "(or `{python} -m pip install wheel`), or pass --wheel FILE")
+
+
+def can_build_wheels() -> bool:
+    for name in ("wheel", "setuptools.command.bdist_wheel"):
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return True
+        except ImportError:  # the parent package (setuptools) is missing
+            continue
+    return False
+
+
 def build_wheel(source: str, out_dir: str) -> str:
     """Builds this repo's wheel offline (--no-build-isolation: the venv's setuptools and wheel)."""
-    import sys
-
     if not os.path.isfile(os.path.join(source, "setup.cfg")):
         raise GenError("is not the project source (no setup.cfg): pass --wheel FILE or --source DIR", source)
+    if not can_build_wheels():
+        raise GenError(WHEEL_MISSING.format(python=sys.executable), "tree build")
     result = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out_dir, source])
     wheels = [f for f in os.listdir(out_dir) if f.endswith(".whl")]
+    if "invalid command 'bdist_wheel'" in result.stderr:
+        raise GenError(WHEEL_MISSING.format(python=sys.executable), "tree build")
     if result.returncode != 0 or len(wheels) != 1:
         raise GenError(f"building the agent wheel failed: {result.stderr.strip()[-2000:]}", source)
     return os.path.join(out_dir, wheels[0])
@@ -185,11 +220,14 @@ def build_tree(
     runner: Runner = run,
     clock: Callable[[], float] = time.monotonic,
     apt_sources: Mapping[str, str] | None = None,
+    rootfs_cache: str | None = None,
 ) -> list[BuildResult]:
     """apt_sources: per root, a sources.list the images' apt steps use instead of their own (the
     machine's mirror, see apt_sources.py); mounted during the build, so it changes neither image
-    nor hash. An image of a root without an entry keeps its own sources."""
+    nor hash. An image of a root without an entry keeps its own sources. rootfs_cache: a directory
+    that keeps the root filesystems made from the mirror (rootfs.py)."""
     names = selected_images(tree, only)
+    ensure_root_filesystems(tree, names, engine, root_from or {}, runner, rootfs_cache)
     wheel_hash = wheel_digest(wheel)
     results = []
     with tempfile.TemporaryDirectory(prefix="tree-build-") as work:
@@ -197,7 +235,7 @@ def build_tree(
         for index, name in enumerate(names, 1):
             image = tree.images[name]
             ref = tree.ref(name, prefix)
-            dockerfile = render_base_dockerfile(image, tree, prefix, root_from)
+            dockerfile = render_base_dockerfile(image, tree, prefix, root_from, wheel_hash if image.image.parent is None else "")
             # The FROM image's ID, not its tag: a rebuilt parent makes every child stale.
             from_ref = base_parent_ref(image, tree, prefix, root_from or {})
             found = _inspect(engine, from_ref, runner)
@@ -231,6 +269,25 @@ def build_tree(
                 log.info("[%d/%d] %s: pushed to %s/%s:%s", index, len(names), name, push, name, image.image.version)
             results.append(BuildResult(name, ref, status, elapsed))
     return results
+
+
+def ensure_root_filesystems(tree: Tree, names: Sequence[str], engine: Engine, root_from: Mapping[str, str],
+                            runner: Runner = run, cache: str | None = None) -> None:
+    """Makes the root filesystem of each root that has `rootfs`, no override, and none in the store."""
+    for name in names:
+        image = tree.images[name].image
+        if image.parent is None and image.rootfs is not None and name not in root_from:
+            if _inspect(engine, rootfs.rootfs_ref(image), runner) is None:
+                rootfs.make_rootfs(image, engine.name, runner, cache)
+
+
+def image_sizes(tree: Tree, engine: Engine, prefix: str, runner: Runner = run) -> dict[str, int | None]:
+    """Each tree image's uncompressed size in the engine's store, None where it is not there."""
+    sizes: dict[str, int | None] = {}
+    for name in tree.order:
+        found = _inspect(engine, tree.ref(name, prefix), runner)
+        sizes[name] = engine.size(found) if found is not None else None
+    return sizes
 
 
 def _apt_volumes(work: str, sources: str) -> tuple[tuple[str, str], ...]:

@@ -11,7 +11,8 @@ Cost, lowest wins: what the app must add on top of the base, plus a little for w
 vain. Weights are in COST so `--explain` and the docs show the same numbers:
 - each package the app lists that the base lacks;
 - one apt layer when any package must be installed;
-- a user to create when the base lacks the app's user;
+- a user to create when the base lacks the app's user (one it has is replaced by the app's own,
+  of the app's uid);
 - each Java major the base is newer than the app asks for (only within `java_max`);
 - each package in the base that the app does not list (image weight; small, only separates
   otherwise equal choices such as jre-17 and jdk-17 for a plain jar).
@@ -19,8 +20,11 @@ A tie goes to the more specific (deeper) image, then to the name, so the choice 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dockerfile_gen.appuser import ACCOUNT, derived_uid
+from dockerfile_gen import sizes as size_text
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.kinds import KINDS, SERVLETS, Servlet
 from dockerfile_gen.spec import AppSpec
@@ -50,7 +54,14 @@ class Candidate:
 
 
 def app_user(spec: AppSpec, servlet: Servlet | None) -> str:
-    return spec.user or KINDS[spec.type].default_user(servlet)
+    """The account the app's image creates for it (appuser): the spec's `user:`, else `app`. Every
+    app has its own, whatever the base (a servlet container's user included)."""
+    return spec.user or ACCOUNT
+
+
+def app_uid(spec: AppSpec) -> int:
+    """The app's uid and gid: the spec's `uid:`, else derived from its name (appuser.derived_uid)."""
+    return spec.uid if spec.uid is not None else derived_uid(spec.name)
 
 
 def java_wanted(spec: AppSpec) -> str:
@@ -77,9 +88,8 @@ def evaluate(spec: AppSpec, image: ResolvedImage) -> Candidate:
     install = tuple(p for p in spec.packages if p not in image.packages)
     already = tuple(p for p in spec.packages if p in image.packages)
     servlet = SERVLETS[image.servlet] if image.servlet else None
-    user = app_user(spec, servlet)
-    add_user = user if user[0].isalpha() or user[0] == "_" else None
-    if add_user in image.users:
+    add_user: str | None = app_user(spec, servlet)
+    if add_user in image.users:  # the image replaces it by the app's own (appuser.dockerfile_lines)
         add_user = None
     weight = len(image.packages - wanted)
     items: list[tuple[int, str]] = []
@@ -153,7 +163,9 @@ def _no_base_message(spec: AppSpec, ranked: list[Candidate]) -> str:
     return "; ".join(parts)
 
 
-def explain(spec: AppSpec, tree: Tree) -> str:
+def explain(spec: AppSpec, tree: Tree, sizes: Mapping[str, int | None] | None = None) -> str:
+    """The ranking with each candidate's cost items; `sizes` (built sizes from an engine's store)
+    adds the chosen base's size to its budget line."""
     ranked = rank(spec, tree)
     head = f"{spec.name}: type {spec.type}" + (f", {java_wanted(spec)}" if spec.java else "")
     if spec.packages:
@@ -168,6 +180,10 @@ def explain(spec: AppSpec, tree: Tree) -> str:
             lines.append(f"{i:>4}  {cand.image.name:<20} {cand.cost:>5}  {verdict}: {'; '.join(cand.reasons)}")
         else:
             lines.append(f"{'-':>4}  {cand.image.name:<20} {'-':>5}  rejected: needs {'; '.join(cand.missing)}")
+    if winner is not None and (sizes is not None or winner.image.image.size_budget_mb is not None):
+        name = winner.image.name
+        size = size_text.describe((sizes or {}).get(name), winner.image.image.size_budget_mb, sizes is not None)
+        lines.append(f"size of {name}: {size}")
     if winner is None:
         lines.append("no base qualifies")
     elif spec.java is not None and winner.image.java is not None and winner.image.java != spec.java:

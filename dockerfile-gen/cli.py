@@ -7,9 +7,10 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from dockerfile_gen import build, graph, render
+from dockerfile_gen import build, graph, render, sizes
 from dockerfile_gen.registry import config as replication_config
 from dockerfile_gen.registry import replicate
 from dockerfile_gen.choose import explain
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("spec")
     app.add_argument("-o", "--output", help="output directory (required unless --explain)")
     app.add_argument("--explain", action="store_true", help="print every candidate base, its cost and why")
+    _size_engine_option(app, "--explain prints the chosen base's built size from this engine's store (default: its budget only)")
     _app_options(app)
 
     bat = sub.add_parser("batch", help="generate every APPS_DIR/*/app.yaml into OUT/*/")
@@ -61,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
 
     tree = sub.add_parser("tree", help="show, render, build or draw the image tree")
     tsub = tree.add_subparsers(dest="tree_command", required=True)
-    tsub.add_parser("show", help="list the images, parents first, with what each adds")
+    sho = tsub.add_parser("show", help="list the images, parents first, with what each adds, its layers and size")
+    _size_engine_option(sho, "read each built image's size from this engine's store (default: the first of podman, buildah, docker found)")
     rend = tsub.add_parser("render", help="write each base image's Dockerfile to DIR/<name>/")
     rend.add_argument("-o", "--output", required=True)
     _root_from_option(rend)
@@ -74,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     bld.add_argument("--wheel", help="the agent wheel to install in the root (default: build one from --source)")
     bld.add_argument("--source", default=_CHECKOUT, help="project source to build the wheel from (default: this checkout)")
     _replicate_after_push(bld)
+    bld.add_argument("--rootfs-cache", metavar="DIR",
+                     help="keep the root filesystems made from the Debian mirror in DIR, and use them from there")
     bld.add_argument("--apt-sources", choices=("machine", "image"),
                      help="apt sources for the images' package installs: this machine's Debian mirror (its "
                           "/etc/apt sources, or DEBIAN_MIRROR; the default with podman and buildah) or the "
@@ -81,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     gra = tsub.add_parser("graph", help="draw the tree with graphviz")
     gra.add_argument("-o", "--output", required=True, help="FILE.svg, FILE.png or FILE.dot")
     _root_from_option(gra)
+    _size_engine_option(gra, "label each image with its built size from this engine's store (default: its budget only)")
 
     psh = sub.add_parser("push", help="push a built app image to the master registry (and replicate it)")
     psh.add_argument("image", help="the local image, e.g. localhost/apps/orders:1a2b3c")
@@ -101,8 +107,50 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--repo", dest="repos", action="append", default=[], metavar="GLOB",
                      help="only repositories matching GLOB (repeatable; * and ? within a path segment, ** across)")
     rep.add_argument("--insecure", action="store_true", help="registries given as HOST[:PORT] speak plain HTTP")
-    rep.add_argument("--prune", action="store_true", help="also delete replica tags the master no longer has")
+    rep.add_argument("--prune", action="store_true",
+                     help="also delete on the replicas what earlier runs copied there and the master no longer has")
+    rep.add_argument("--dry-run", action="store_true", help="print what --prune would delete; copy and delete nothing")
+    rep.add_argument("--min-age", metavar="AGE",
+                     help="--prune deletes only what has been gone from the master for AGE (e.g. 12h, 7d), "
+                          "counted from the first prune that found it gone")
+    rep.add_argument("--state", metavar="FILE",
+                     help="the record of what was copied, which --prune relies on "
+                          "(default: $XDG_STATE_HOME/dockerfile-gen/replication.json)")
+    _pod_parser(sub)
     return parser
+
+
+def _pod_parser(sub: "argparse._SubParsersAction[_Parser]") -> None:
+    pod = sub.add_parser("pod", help="run the app's pod on this machine: the chart, podman kube play, the probes",
+                         description="Render the chart with the values in OUT_DIR, play it with podman kube play, "
+                                     "run the rendered probes as a kubelet would and print each state change; "
+                                     "Ctrl-C stops the pod (preStop, TERM, KILL at the grace period) and removes it.")
+    pod.add_argument("out_dir", metavar="OUT_DIR", help="the output directory of dockerfile-gen app")
+    pod.add_argument("--env", required=True, help="the environment: values-ENV.yaml in OUT_DIR")
+    pod.add_argument("--image", help="the local image (default: image.repository:image.tag of values.yaml)")
+    pod.add_argument("--until-ready", type=float, metavar="SECONDS",
+                     help="exit 0 once ready (the pod is then stopped and removed), 1 with the reason if not in time")
+    pod.add_argument("--log-root", help="host directory for the log root (kept; default: a temporary one, removed)")
+    pod.add_argument("--network", help="podman network for the pod (default: podman's)")
+
+
+def _size_engine_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--engine", choices=sorted(build.ENGINES), help=text)
+
+
+def _sizes(tree: Tree, args: argparse.Namespace, auto: bool) -> dict[str, int | None] | None:
+    """Built sizes from the engine's store; None when no engine is asked (or, with `auto`, found).
+    graph and --explain ask only with --engine: their output is committed and must not depend on
+    what a machine has built."""
+    if args.engine is None and not auto:
+        return None
+    try:
+        engine = build.find_engine(args.engine)
+    except GenError:
+        if args.engine is not None:
+            raise
+        return None
+    return build.image_sizes(tree, engine, args.base_prefix)
 
 
 def _replicate_after_push(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replicate(args)
         if args.command == "push":
             return _push(args)
+        if args.command == "pod":
+            return _pod(args)
         return _dispatch(args, load_tree(_tree_dir(args.tree)))
     except GenError as exc:
         print(f"dockerfile-gen: error: {exc}", file=sys.stderr)
@@ -158,7 +208,7 @@ def _options(args: argparse.Namespace) -> Options:
 def _app(args: argparse.Namespace, tree: Tree) -> int:
     spec = load_spec(args.spec, allow_missing_artifact=args.allow_missing_artifact)
     if args.explain:
-        sys.stdout.write(explain(spec, tree))
+        sys.stdout.write(explain(spec, tree, _sizes(tree, args, auto=False)))
     if args.output is None:
         if not args.explain:
             raise GenError("-o DIR is required (or use --explain alone)", "app")
@@ -180,7 +230,7 @@ def _batch(args: argparse.Namespace, tree: Tree) -> int:
 def _tree(args: argparse.Namespace, tree: Tree) -> int:
     root_from = root_overrides(tree, args.root_from, getattr(args, "images", ())) if args.tree_command != "show" else {}
     if args.tree_command == "show":
-        sys.stdout.write(show(tree, args.base_prefix))
+        sys.stdout.write(show(tree, args.base_prefix, _sizes(tree, args, auto=True)))
     elif args.tree_command == "render":
         for name in tree.order:
             out = os.path.join(args.output, name)
@@ -190,7 +240,7 @@ def _tree(args: argparse.Namespace, tree: Tree) -> int:
                 handle.write(text)
         log.info("rendered %d Dockerfiles into %s", len(tree.order), args.output)
     elif args.tree_command == "graph":
-        graph.write_graph(tree, args.output, root_from)
+        graph.write_graph(tree, args.output, root_from, _sizes(tree, args, auto=False))
     else:
         return _build(args, tree, root_from)
     return 0
@@ -209,6 +259,7 @@ def _build(args: argparse.Namespace, tree: Tree, root_from: dict[str, str]) -> i
             tree, engine, args.base_prefix, wheel,
             root_from=root_from, only=args.images, push=args.push, tls_verify=args.tls_verify,
             apt_sources=_apt_sources(args.apt_sources or ("image" if engine.name == "docker" else "machine"), tree),
+            rootfs_cache=args.rootfs_cache,
         )
     built = sum(1 for r in results if r.status == "built")
     log.info("tree build: %d built, %d unchanged, %.1fs", built, len(results) - built, sum(r.seconds for r in results))
@@ -229,19 +280,38 @@ def _push(args: argparse.Namespace) -> int:
     return _report(replicate.replicate(replication)) if replication else 0
 
 
+def _pod(args: argparse.Namespace) -> int:
+    from dockerfile_gen.pod import command  # the pod's modules (and helm-python-sdk) only for `pod`
+
+    options = command.PodOptions(out_dir=Path(args.out_dir), env=args.env, image=args.image,
+                                 until_ready=args.until_ready, network=args.network,
+                                 log_root=Path(args.log_root).absolute() if args.log_root else None)
+    command.check_options(options)
+    return command.run(options, os.environ)
+
+
 def _replication_after_push(args: argparse.Namespace, host: str, repos: Sequence[str]) -> replication_config.Replication | None:
     """Replication right after a push: from the registry just pushed to, of the repositories just pushed."""
     if args.replicate is None and not args.replicate_to:
         return None
     return replication_config.build(args.replicate, None, args.replicate_to, repos,
-                                    insecure=not args.tls_verify, prune=False, source_host=host)
+                                    insecure=not args.tls_verify, prune=False, source_host=host, state=_state_file())
 
 
 def _replicate(args: argparse.Namespace) -> int:
     if args.config is None and os.path.isfile("replication.yaml") and not args.source:
         args.config = "replication.yaml"
-    config = replication_config.build(args.config, args.source, args.targets, args.repos, args.insecure, args.prune)
+    config = replication_config.build(args.config, args.source, args.targets, args.repos, args.insecure, args.prune,
+                                      state=args.state or _state_file(), dry_run=args.dry_run, min_age=args.min_age)
     return _report(replicate.replicate(config))
+
+
+def _state_file() -> str:
+    """Where replicate records what it copied: under $XDG_STATE_HOME, else ~/.local/state (its default)."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative path is to be ignored
+        base = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "dockerfile-gen", "replication.json")
 
 
 def _report(report: replicate.Report) -> int:
@@ -268,10 +338,16 @@ def _apt_sources(choice: str, tree: Tree) -> dict[str, str] | None:
     return found
 
 
-def show(tree: Tree, prefix: str) -> str:
+def show(tree: Tree, prefix: str, built: dict[str, int | None] | None = None) -> str:
+    """Per image: its reference, what it provides, its packages and size, and under it the layers
+    it adds to its parent (an app built on it pulls these and its own layers only)."""
     lines = []
     for name in tree.order:
         image = tree.images[name]
+        indent = "  " * image.depth
         provides = " ".join(f"{k}={graph.show_value(v)}" for k, v in sorted(image.provides.items()))
-        lines.append(f"{'  ' * image.depth}{tree.ref(name, prefix)}  [{provides}]  +{len(image.own_packages)} packages ({len(image.packages)} in all)")
+        size = sizes.describe((built or {}).get(name), image.image.size_budget_mb, built is not None)
+        lines.append(f"{indent}{tree.ref(name, prefix)}  [{provides}]  +{len(image.own_packages)} packages "
+                     f"({len(image.packages)} in all)  {size}")
+        lines.append(f"{indent}    layers: {'; '.join(render.base_layers(image))}")
     return "\n".join(lines) + "\n"

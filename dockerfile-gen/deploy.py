@@ -1,5 +1,6 @@
 """The Helm-only part of an app spec (replicas, resources, autoscaling, ingress) and its
-per-environment `env_overrides`: the records and their validation.
+per-environment `env_overrides`: the records and their validation. An override's `env` and
+`jvm_options` are appenv's; what they add to the container env travels here as `pod_env`.
 
 Ranges and quantity formats are the chart's (values.schema.json, checked in chartcheck.py).
 """
@@ -13,6 +14,8 @@ from bootstrap.settings import parsers
 from dockerfile_gen import checks
 
 OVERRIDE_KEYS = frozenset("replicas resources autoscaling ingress".split())
+# An entry's container environment, parsed by appenv; it reaches Deploy as `pod_env`.
+RUNTIME_KEYS = frozenset(("env", "jvm_options"))
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,16 @@ class Deploy:
     autoscaling: Autoscaling | None = None
     ingress: tuple[Ingress, ...] = ()
     written: frozenset[str] = frozenset()
+    # The container env an environment's values file sets over the image's (appenv.pod_env);
+    # written as "pod_env" when set.
+    pod_env: tuple[tuple[str, str], ...] = ()
 
     def over(self, base: Deploy) -> Deploy:
         """This override applied to `base`: each key it writes replaces the base's."""
         def pick(key: str) -> Any:
             return getattr(self if key in self.written else base, key)
         return Deploy(replicas=pick("replicas"), resources=pick("resources"), autoscaling=pick("autoscaling"),
-                      ingress=pick("ingress"), written=base.written | self.written)
+                      ingress=pick("ingress"), written=base.written | self.written, pod_env=pick("pod_env"))
 
 
 def check_replicas(entry: Deploy, base: Deploy, path: str, prefix: str) -> None:
@@ -148,6 +154,6 @@ def parse_env_overrides(value: Any, envs: tuple[str, ...], path: str) -> tuple[t
             checks.fail(path, f"env_overrides.{raw}", f"names the same environment as {seen[env]!r}")
         seen[env] = raw
         entry = checks.mapping(doc[raw], path, f"env_overrides.{raw}")
-        checks.known_keys(entry, OVERRIDE_KEYS, path, f"env_overrides.{raw}")
+        checks.known_keys(entry, OVERRIDE_KEYS | RUNTIME_KEYS, path, f"env_overrides.{raw}")
         out.append((env, raw, parse_deploy(entry, path, f"env_overrides.{raw}.")))
     return tuple(sorted(out))

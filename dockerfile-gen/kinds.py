@@ -28,6 +28,9 @@ class Servlet:
     logs: str
     start: tuple[str, ...]
     user: str
+    group: str = ""  # the app's account joins it: the container's config files are readable by it
+    writable: tuple[str, ...] = ()  # what the container writes besides its logs (emptyDirs in the chart)
+    unpacks: bool = False  # it unpacks the WAR into webapps/ at start: the root filesystem stays writable
 
 
 SERVLETS: dict[str, Servlet] = {
@@ -38,6 +41,9 @@ SERVLETS: dict[str, Servlet] = {
         logs="/var/log/tomcat10",
         start=("/usr/share/tomcat10/bin/catalina.sh", "run"),
         user="tomcat",
+        group="tomcat",  # Debian's /etc/tomcat10 files are root:tomcat 0640
+        writable=("/var/cache/tomcat10",),  # CATALINA_BASE/work
+        unpacks=True,
     ),
 }
 

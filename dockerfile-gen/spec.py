@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bootstrap.settings import parsers
+from dockerfile_gen.appenv import AppEnv
+from dockerfile_gen.appuser import Writable
 from dockerfile_gen.deploy import Deploy
 
 
@@ -47,6 +49,16 @@ class AppSpec:
     exit_remap: tuple[tuple[int, int], ...] | None  # None: the type's default
     env_overrides: tuple[tuple[str, str, Deploy], ...] = field(default=())  # (env dir, spec key, entry)
     java_max: int | None = None  # the newest Java major the app may be placed on; None: exactly `java`
+    uid: int | None = None  # the spec's `uid:`; None: derived from the name (appuser.derived_uid)
+    writable: tuple[Writable, ...] = ()  # the spec's `writable:` directories, emptyDirs in the chart
+    env_vars: tuple[tuple[str, str], ...] = ()  # the spec's `env`, sorted: the image's ENV
+    reload_action: str | None = None  # the spec's `reload.action` (reloadspec.py); None: the chart's default
+    reload_check: tuple[str, ...] | None = None  # the spec's `reload.check`
+
+    @property
+    def app_env(self) -> AppEnv:
+        """The base container environment: `env` and `jvm_options` (appenv)."""
+        return AppEnv(self.env_vars, self.jvm_options)
 
     def deploy_for(self, env: str) -> tuple[Deploy, str, frozenset[str]]:
         """The env's effective Helm settings, its override's spec key prefix ('' if none) and the

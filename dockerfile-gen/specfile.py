@@ -5,23 +5,25 @@ The shape is documented in docs/dockerfile-gen.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from bootstrap.settings import parsers, table
-from dockerfile_gen import checks
-from dockerfile_gen.deploy import check_replicas, parse_deploy, parse_env_overrides
+from dockerfile_gen import appenv, appuser, checks, reloadspec
+from dockerfile_gen.deploy import Deploy, check_replicas, parse_deploy, parse_env_overrides
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.input_files import APP_SPEC, SPEC_LIMITS, read_input
-from dockerfile_gen.kinds import JAVA_VERSIONS
+from dockerfile_gen.kinds import JAVA_VERSIONS, KINDS
 from dockerfile_gen.spec import AppSpec, Ready
 
 TYPES = ("springboot", "jar", "war", "script")
 KEYS = frozenset(
-    "name type java java_max artifact start ports config ready packages user jvm_options labels exit_remap "
-    "resources replicas autoscaling ingress env_overrides".split()
+    "name type java java_max artifact start ports config ready packages user env jvm_options labels exit_remap "
+    "resources replicas autoscaling ingress env_overrides uid writable reload".split()
 )
 # Labels the generator owns: an app may not point its image at another base.
 RESERVED_LABEL_PREFIX = "org.opencontainers.image.base."
@@ -75,11 +77,16 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
     config = checks.rel_path(doc["config"], path, "config") if doc.get("config") is not None else parsers.DEFAULT_CONF_SOURCE
     config_files: tuple[str, ...] = config_listing or ()
     ready = _ready(doc.get("ready"), path) if doc.get("ready") is not None else Ready()
+    ports = _ports(doc.get("ports"), path)
+    if doc.get("ready") is not None:
+        _check_ready_ports(doc["ready"], ports or KINDS[kind].default_ports, path)
+    base_env = appenv.parse(doc, path, "")
     labels = _labels(doc.get("labels"), path)
     deploy = parse_deploy(doc, path, "")
     exit_remap = _exit_remap(doc["exit_remap"], path) if "exit_remap" in doc else None
+    reload_action, reload_check = reloadspec.parse_reload(doc, path)
     envs = _environments(config, config_files, path)
-    overrides = parse_env_overrides(doc.get("env_overrides"), envs, path)
+    overrides = _with_pod_env(parse_env_overrides(doc.get("env_overrides"), envs, path), doc, base_env, path)
     check_replicas(deploy, deploy, path, "")
     for _, raw, override in overrides:
         check_replicas(override, deploy, path, f"env_overrides.{raw}.")
@@ -91,24 +98,64 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
         java=java,
         artifact=artifact,
         start=start,
-        ports=_ports(doc.get("ports"), path),
+        ports=ports,
         config=config,
         config_files=config_files,
         envs=envs,
         ready=ready,
         ready_set="ready" in doc,
         packages=_packages(doc.get("packages"), path),
-        user=checks.user(doc["user"], path, "user") if doc.get("user") is not None else None,
-        jvm_options=tuple(
-            checks.jvm_option(v, path, f"jvm_options[{i}]")
-            for i, v in enumerate(checks.string_list(doc.get("jvm_options", []), path, "jvm_options"))
-        ),
+        user=appuser.user_and_uid(doc, path)[0],
+        uid=appuser.user_and_uid(doc, path)[1],
+        writable=appuser.parse_writable(doc["writable"], path) if doc.get("writable") is not None else (),
+        jvm_options=base_env.jvm_options,
+        env_vars=base_env.variables,
         labels=labels,
         deploy=deploy,
         exit_remap=exit_remap,
         env_overrides=overrides,
         java_max=_java_max(doc, java, path),
+        reload_action=reload_action,
+        reload_check=reload_check,
     )
+
+
+def _with_pod_env(overrides: tuple[tuple[str, str, Deploy], ...], doc: Mapping[str, Any], base: appenv.AppEnv,
+                  path: str) -> tuple[tuple[str, str, Deploy], ...]:
+    """Each override with the container env its `env` and `jvm_options` add over the image's."""
+    out = []
+    for env, raw, deploy in overrides:
+        entry = appenv.parse(doc["env_overrides"][raw], path, f"env_overrides.{raw}.")
+        extra = appenv.pod_env(base, entry)
+        if extra:
+            deploy = dataclasses.replace(deploy, pod_env=extra, written=deploy.written | {"pod_env"})
+        out.append((env, raw, deploy))
+    return tuple(out)
+
+
+_LOOPBACK = ("localhost", "::1", "0.0.0.0", "::")
+
+
+def _check_ready_ports(value: Mapping[str, Any], ports: tuple[int, ...], path: str) -> None:
+    """A tcp or http check on this container (loopback, or a bare port) must name one of its ports:
+    a typo there would otherwise show only as a pod that never gets ready, minutes later."""
+    parsed = table.parse_ready(value)
+    found: list[tuple[str, str, int]] = []
+    if parsed.tcp is not None:
+        found.append(("tcp", *parsed.tcp))
+    if parsed.http is not None:
+        url = urllib.parse.urlsplit(parsed.http)
+        try:
+            port = url.port or (443 if url.scheme == "https" else 80)
+        except ValueError:  # out of range: the check can never pass, and the agent says why
+            port = 0
+        found.append(("http", url.hostname or "", port))
+    for key, host, port in found:
+        local = host in _LOOPBACK or host.startswith("127.")
+        if local and port not in ports:
+            listed = ", ".join(map(str, ports)) or "none"
+            checks.fail(path, f"ready.{key}", f"port {port} is not in ports ({listed}): add it to ports (a port the "
+                        "app serves on loopback only is listed too), or check on one of them")
 
 
 def _environments(config: str, files: tuple[str, ...], path: str) -> tuple[str, ...]:

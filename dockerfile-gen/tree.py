@@ -7,7 +7,13 @@ root → leaf:
 - `packages` are additive and deduplicated: an image installs only what no ancestor has;
 - `provides`, `env` and `labels` are mappings: a child's key replaces its parent's;
 - `provides.users` is a list and is additive, like packages;
-- `run` steps are not inherited: each image's steps run once, in its own Dockerfile.
+- `run` steps are not inherited: each image's steps run once, in its own Dockerfile;
+- a `jlink` runtime is inherited like packages: the images below run on it;
+- a root's `exclude_paths` and `keep_paths` hold for every image below it (dpkg reads them in the
+  image), so only a root sets them; `size_budget_mb` is each image's own.
+
+The slim keys (`rootfs`, `exclude_paths`, `keep_paths`, `jlink`, `size_budget_mb`) are parsed in
+tree_slim.py.
 
 Nothing is changed in place; every resolved image is a new frozen object.
 """
@@ -18,12 +24,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dockerfile_gen import checks
+from dockerfile_gen import checks, tree_slim
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.input_files import TREE_FILE, TREE_LIMITS, read_input
 from dockerfile_gen.kinds import JAVA_VERSIONS, SERVLETS
+from dockerfile_gen.tree_slim import Jlink, Rootfs
 
-KEYS = frozenset("name parent from version description provides packages env run labels".split())
+KEYS = frozenset("name parent from rootfs version description provides packages env run labels "
+                 "exclude_paths keep_paths jlink size_budget_mb".split())
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,11 @@ class BaseImage:
     env: tuple[tuple[str, str], ...]
     run: tuple[str, ...]
     labels: tuple[tuple[str, str], ...]
+    rootfs: Rootfs | None = None
+    exclude_paths: tuple[str, ...] = ()
+    keep_paths: tuple[str, ...] = ()
+    jlink: Jlink | None = None
+    size_budget_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class ResolvedImage:
     own_packages: tuple[str, ...]  # what this image's Dockerfile installs, sorted
     env: tuple[tuple[str, str], ...]
     users: frozenset[str]
+    runtime: Jlink | None = None  # the jlink runtime this image runs on, its own or an ancestor's
 
     @property
     def name(self) -> str:
@@ -132,12 +146,19 @@ def parse_image(data: Any, path: str) -> BaseImage:
     name = checks.matching(doc["name"], checks.IMAGE_NAME, "an image name (lower-case letters, digits, ._-)", path, "name")
     parent = doc.get("parent")
     from_ = doc.get("from")
-    if (parent is None) == (from_ is None):
-        checks.fail(path, "parent", "set exactly one of `parent` (a tree image) or `from` (the root's base image)")
+    if sum(doc.get(key) is not None for key in ("parent", "from", "rootfs")) != 1:
+        checks.fail(path, "parent", "set exactly one of `parent` (a tree image), `from` (the root's base image) "
+                                    "or `rootfs` (a root made from the Debian mirror)")
+    for key in ("exclude_paths", "keep_paths"):
+        if parent is not None and doc.get(key) is not None:
+            checks.fail(path, key, "only a root sets it: it holds for every image below the root")
     if parent is not None:
         parent = checks.matching(parent, checks.IMAGE_NAME, "an image name", path, "parent")
     if from_ is not None:
         from_ = _image_ref(from_, path, "from")
+    provides = _provides(doc.get("provides"), path)
+    if doc.get("jlink") is not None and "java" not in provides:
+        checks.fail(path, "jlink", "needs provides.java: the runtime's Java major")
     version = doc.get("version")
     if version is None:
         checks.fail(path, "version", "is required: it is the image's tag")
@@ -151,7 +172,7 @@ def parse_image(data: Any, path: str) -> BaseImage:
         from_=from_,
         version=version,
         description=checks.label_value(doc.get("description", ""), path, "description") if doc.get("description") else "",
-        provides=_provides(doc.get("provides"), path),
+        provides=provides,
         packages=_packages(doc.get("packages"), path),
         env=_env(doc.get("env"), path),
         run=tuple(checks.string(step, path, f"run[{i}]") for i, step in enumerate(checks.string_list(doc.get("run", []), path, "run"))),
@@ -159,6 +180,11 @@ def parse_image(data: Any, path: str) -> BaseImage:
             (checks.matching(k, checks.LABEL_KEY, "a label key", path, f"labels.{k}"), checks.label_value(v, path, f"labels.{k}"))
             for k, v in sorted(checks.mapping(doc.get("labels", {}), path, "labels").items())
         ),
+        rootfs=tree_slim.rootfs(doc["rootfs"], path) if doc.get("rootfs") is not None else None,
+        exclude_paths=tree_slim.path_globs(doc.get("exclude_paths"), path, "exclude_paths"),
+        keep_paths=tree_slim.path_globs(doc.get("keep_paths"), path, "keep_paths"),
+        jlink=tree_slim.jlink(doc["jlink"], path) if doc.get("jlink") is not None else None,
+        size_budget_mb=tree_slim.budget(doc.get("size_budget_mb"), path),
     )
 
 
@@ -254,4 +280,5 @@ def _merge(image: BaseImage, parent: ResolvedImage | None, chain: tuple[str, ...
         own_packages=tuple(p for p in image.packages if p not in inherited),
         env=tuple(sorted(env.items())),
         users=users,
+        runtime=image.jlink or (parent.runtime if parent else None),
     )

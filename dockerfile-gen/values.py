@@ -1,7 +1,8 @@
 """Helm values for helm/microservice: values.yaml, what every environment shares (app.name, image,
 ports, agent.*), and one complete values-<env>.yaml per environment directory of the app's config.
 
-The deployment keys (replicaCount, resources, autoscaling, ingress) live only in the env files,
+The deployment keys (replicaCount, resources, autoscaling, ingress, and the container `env` an
+environment adds over the image's: its `env_overrides` env and jvm_options) live only in the env files,
 each holding that environment's effective settings whole: Helm merges `-f values.yaml -f
 values-<env>.yaml` map by map, so a key split over two files would mix two sources. values.yaml has
 no app.env, so the chart refuses to render it alone.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dockerfile_gen import reloadspec
 from dockerfile_gen.deploy import Deploy
 from dockerfile_gen.spec import AppSpec
 
@@ -45,6 +47,8 @@ def deploy_values(deploy: Deploy) -> dict[str, Any]:
             "className": "traefik",
             "hosts": [{"host": host, "paths": paths} for host, paths in hosts.items()],
         }
+    if deploy.pod_env:  # over the image's ENV (the spec's base env and JVM options)
+        out["env"] = [{"name": name, "value": value} for name, value in deploy.pod_env]
     return out
 
 
@@ -59,8 +63,8 @@ def shared_values(spec: AppSpec, settings: Mapping[str, Any], ports: tuple[int, 
         "readyTimeoutSeconds": settings["ready"]["timeout"],
         "drainSeconds": settings["drain_seconds"],
         "stopTimeoutSeconds": settings["stop_timeout"],
-        "user": settings["user"],
     }
+    values.update(reloadspec.chart_values(spec.reload_action))
     return values
 
 
@@ -68,3 +72,12 @@ def env_values(env: str, deploy: Deploy) -> dict[str, Any]:
     values: dict[str, Any] = {"app": {"env": env}}
     values.update(deploy_values(deploy))
     return values
+
+
+def merge_values(values: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """`extra` into `values`, map by map (as Helm merges two values files)."""
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(values.get(key), dict):
+            merge_values(values[key], value)
+        else:
+            values[key] = value

@@ -1,11 +1,14 @@
 """Podman for the container and pod tiers (a pytest plugin, loaded by tests/conftest.py, so both
-tiers share one engine, one root image and one tree build per session): our own containers.conf
-and storage, a debootstrap root image.
+tiers share one engine and one tree build per session): our own containers.conf and storage.
 
-Nothing is pulled from a registry. Each root filesystem (Debian bookworm for the Java 17 branch,
-trixie for Java 21 and 25) is made with debootstrap once, from the Debian mirror this machine's apt
-uses, and cached as a tarball in .cache/container/ (gitignored); a fresh machine makes each in
-about two minutes. Images live in a per-session graphroot that is reset and deleted at the end.
+Nothing is pulled from a registry. The session's `tree build` starts from a clean image store and
+makes each root filesystem itself (Debian bookworm for the Java 17 branch, trixie for Java 21 and
+25) with debootstrap from the Debian mirror this machine's apt uses; `--rootfs-cache` keeps them as
+tarballs in .cache/container/ (gitignored), so a fresh machine makes each once, in about two
+minutes. Images live in a per-session graphroot that is reset and deleted at the end.
+
+ensure_rootfs and import_roots make and import a minbase + python3 root filesystem of their own
+(localhost/debian:<suite>), for the benchmarks that need a plain Debian image.
 """
 from __future__ import annotations
 
@@ -195,15 +198,16 @@ def agent_wheel(engine: Engine) -> Path:
 
 
 def tree_build(engine: Engine, *extra: str, images: Sequence[str] = TREE_IMAGES) -> TreeBuild:
+    """`tree build` as a builder runs it: the roots made from the Debian mirror (no --root-from)."""
     started = time.monotonic()
-    roots = [word for root, suite in ROOT_SUITES.items() for word in ("--root-from", f"{root}=localhost/debian:{suite}")]
-    result = engine.gen("tree", "build", *images, "--engine", "podman", *roots,
+    CACHE.mkdir(parents=True, exist_ok=True)
+    result = engine.gen("tree", "build", *images, "--engine", "podman", "--rootfs-cache", str(CACHE),
                         "--wheel", str(agent_wheel(engine)), *extra)
     return TreeBuild(log=result.stderr, seconds=time.monotonic() - started)
 
 
 @pytest.fixture(scope="session")
-def built_tree(engine: Engine, debian_images: None) -> TreeBuild:
+def built_tree(engine: Engine) -> TreeBuild:
     build = tree_build(engine)
     record("tree_build_cold", {"seconds": round(build.seconds, 1), "log": build.log.splitlines()})
     return build

@@ -90,6 +90,9 @@ class Collector:
             state = rundir.read_json(self.run_dir, rundir.STATUS_FILE) or {}
             checks = rundir.read_json(self.run_dir, rundir.CHECKS_FILE) or {}
             ready = rundir.probe(self.run_dir, rundir.READY_PROBE)
+            app_pid = supervisor.get("app_pid")
+            if isinstance(app_pid, int) and app_pid > 0 and app_pid != self.app_pid:  # restarted in the pod
+                self.app_pid, self.tree = app_pid, AppTree(app_pid)
             self.log_dir.refresh()
             tree = self.tree.sample()
             jvm = None
@@ -98,7 +101,7 @@ class Collector:
                     self.jvm_versions = {tree.jvm: jvm_version(tree.jvm[0])}  # one JVM cached
                 jvm = self.jvm_versions[tree.jvm]
             return (lifecycle_families(supervisor, state, checks, ready)
-                    + check_families(checks) + process_families(supervisor, tree)
+                    + check_families(checks) + process_families(supervisor, tree) + reload_families(supervisor)
                     + network_families(netdev.read()) + info_families(self.info, jvm, self.log_dir))
 
 
@@ -136,6 +139,23 @@ def lifecycle_families(supervisor: dict[str, Any], state: dict[str, Any], checks
     if started is not None:
         families.append(GaugeMetricFamily("bootstrap_start_time_seconds",
                                           "Unix time the agent spawned the app.", value=started))
+    return families
+
+
+def reload_families(supervisor: dict[str, Any]) -> list[Any]:
+    """Config reloads (BOOTSTRAP_RELOAD) by action and result, and when a change was last applied."""
+    reloads = CounterMetricFamily("bootstrap_config_reloads", "Config reloads, by action (restart, signal, http, "
+                                  "exit) and result (ok, failed, check-failed, interrupted).",
+                                  labels=["action", "result"])
+    for key, count in sorted(_dict(supervisor, "config_reloads").items()):
+        action, _, result = str(key).partition("/")
+        if isinstance(count, (int, float)) and result:
+            reloads.add_metric([action, result], float(count))
+    families: list[Any] = [reloads]
+    applied = parse_iso(supervisor.get("config_applied_at"))
+    if applied is not None:
+        families.append(GaugeMetricFamily("bootstrap_config_last_applied_time_seconds",
+                                          "Unix time the last config change was applied by a reload.", value=applied))
     return families
 
 

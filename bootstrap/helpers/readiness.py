@@ -27,11 +27,14 @@ The life of the checker:
   to `not_ready` (checks then back off from STARTUP_INTERVAL to `period`) and a pass flips it back.
   A log line, once matched, stays matched. With `period` 0 nothing is re-checked after ready.
 - status.json is rewritten only when the state or its detail changes.
+- While not ready, the current reason goes to the log 10, 30 and 60 s into the spell, then every
+  5 minutes (waitlog.py); at the deadline, one `readiness failed` line.
 
 The supervisor restarts a checker whose heartbeat stops. A heartbeat thread writes one byte
 every HEARTBEAT_INTERVAL as long as the main loop made progress within STALL_LIMIT, which is
 longer than any single check may take; so a slow check is tolerated and a hung one is replaced.
 The checker never signals the app: if the app is gone, it carries on until the supervisor ends it.
+If the supervisor is gone, the checker ends within a loop turn (MAX_WAIT).
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ from bootstrap.helpers.apptree import JvmHint
 from bootstrap.helpers.checks import STARTUP_INTERVAL, CheckResult, describe, polled_checks, safely
 from bootstrap.helpers.checkstats import CheckStats
 from bootstrap.helpers.logfollow import LogCheck
+from bootstrap.helpers.waitlog import WaitLog
 from bootstrap.pid1 import users
 
 TYPE_CHECKING = False  # typing is for the type checker only; the checker's memory is in the budget
@@ -89,7 +93,7 @@ class Checker:
         # Restarted after the app was ready: the log line was seen (and may be long rotated away).
         self.ever_ready = mine and bool(previous.get("ready_at"))
         self.written = (previous.get("state"), previous.get("detail")) if mine else None
-        self.polled = polled_checks(self.ready, app_pid, users.resolve(settings.user) if settings.user else None)
+        self.polled = polled_checks(self.ready, app_pid, users.switch(settings.user))
         self.log_check: LogCheck | None = None
         if self.ready.log and self.ready.pattern:
             self.log_check = LogCheck(self.ready.log, self.ready.pattern, origin, matched=self.ever_ready)
@@ -105,6 +109,8 @@ class Checker:
         self.progress_at = time.monotonic()
         self.write_failed = False
         self.stats = CheckStats(self.run_dir, app_pid, started_at)  # checks.json, for /metrics
+        # The reason in the log at growing intervals while not ready; the spell began with the app.
+        self.waiting = WaitLog(None if self.ever_ready else time.monotonic() - (time.time() - started_at))
 
     def run(self) -> NoReturn:
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
@@ -114,8 +120,16 @@ class Checker:
             self.log_check.start(self.wake.set)
         while True:
             self.progress_at = time.monotonic()
+            self.end_if_orphaned()
             self.step()
             self.sleep()
+
+    def end_if_orphaned(self) -> None:
+        """A checker whose supervisor is gone exits rather than write for an agent that no longer
+        exists (the fallback to the kernel's parent-death signal, see pid1/forked.py)."""
+        if os.getppid() != self.supervisor_pid:
+            log.warning(f"readiness checker: its supervisor (pid {self.supervisor_pid}) is gone; exiting")
+            os._exit(70)
 
     def serve_probe_ports(self) -> None:
         """The kubelet's tcpSocket probes, answered by a thread of this process (probe_ports.py):
@@ -156,6 +170,9 @@ class Checker:
         if polled:
             self.due = time.monotonic() + self.interval(state)
         self.publish(state, detail)
+        line = self.waiting.note(state, detail, time.monotonic())
+        if line:
+            log.info(line)
         self.stats.save(time.monotonic())
         if self.log_check is not None:
             self.log_check.release()  # after the write: stopping watchdog's threads takes a moment

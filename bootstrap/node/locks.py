@@ -107,20 +107,23 @@ class DirLocks:
         (already said why). A directory where nobody may create a lock file needs none."""
         made = False
         try:
+            lock = os.open(LOCK_FILE, LOCK_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if not create:
+                self.kept_lockless()
+                return False
             try:
-                lock = os.open(LOCK_FILE, LOCK_FLAGS, dir_fd=dir_fd)
-            except FileNotFoundError:
-                if not create:
-                    self.kept_lockless()
-                    return False
                 lock = os.open(LOCK_FILE, LOCK_FLAGS | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
                 made = True
+            except FileExistsError:  # an agent is making it right now
+                self.kept_live()
+                return False
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                    return True  # no agent can create one either
+                return self.cannot_open(rel, exc)
         except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-                return True  # no agent can create one either
-            self.root.error(f"cannot open {show((*rel, LOCK_FILE))}", f"{exc.strerror or exc}; "
-                            f"{show(self.d.rel)} is left alone")
-            return False
+            return self.cannot_open(rel, exc)
         self.held.append(lock)
         if made:
             self.made.append((os.dup(dir_fd), lock))
@@ -140,6 +143,11 @@ class DirLocks:
     def none_held_but_ours(self, fd: int) -> bool:
         """After the move: no agent locked a lock in the moved tree meanwhile."""
         return no_lock_held(self.root, fd, self.d.rel, frozenset(self.ours))
+
+    def cannot_open(self, rel: tuple[str, ...], exc: OSError) -> bool:
+        self.root.error(f"cannot open {show((*rel, LOCK_FILE))}", f"{exc.strerror or exc}; {show(self.d.rel)} "
+                        "is left alone")
+        return False
 
     def kept_live(self) -> None:
         self.d.live = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -141,11 +142,15 @@ class LogRoot:
         self.dev, self.mount = os.fstat(self.fd).st_dev, mount_id(self.fd)
 
     def lock(self) -> bool:
-        """One pass at a time per root: a second one exits at once (a loop just tries next period)."""
+        """One pass at a time per root: a second one exits at once (a loop just tries next period).
+
+        The lock file is the pruner's own: 0600, owned by its uid, so an app (another uid) can
+        neither open it nor flock it. One found that is not (an app made it first, or a link) is
+        removed and made again: on the sticky log root only the file's owner or root can remove
+        it, and the pruner is root."""
         create = 0 if self.options.dry_run else os.O_CREAT  # a dry run creates nothing, not even the lock
         try:
-            fd = os.open(ROOT_LOCK, os.O_RDONLY | create | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                         0o644, dir_fd=self.fd)
+            fd = self._open_own_lock(create)
         except OSError:
             if self.options.dry_run:  # a read-only look needs no lock
                 return True
@@ -159,6 +164,37 @@ class LogRoot:
             return False
         self.lock_fd = fd
         return True
+
+    def _open_own_lock(self, create: int) -> int:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        for _ in range(3):
+            try:
+                fd = os.open(ROOT_LOCK, flags, dir_fd=self.fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    return os.open(ROOT_LOCK, flags | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=self.fd)
+                except FileExistsError:
+                    continue  # made meanwhile: look at it again
+            except OSError as exc:
+                if exc.errno != errno.ELOOP or not create:
+                    raise
+                fd = -1  # a symlink in its place
+            if fd >= 0:
+                st = os.fstat(fd)
+                if st.st_uid == os.geteuid() and stat.S_ISREG(st.st_mode) and not st.st_mode & 0o077:
+                    return fd
+                os.close(fd)
+            if not create:
+                raise PermissionError(errno.EPERM, f"{ROOT_LOCK} is not the pruner's own file")
+            log.warning(f"{escape(self.options.root)}/{ROOT_LOCK} was not the pruner's own (an app may have made "
+                        "it to hold the pruner off): replaced")
+            try:
+                os.unlink(ROOT_LOCK, dir_fd=self.fd)
+            except FileNotFoundError:
+                pass
+        raise PermissionError(errno.EPERM, f"{ROOT_LOCK} keeps being replaced in {self.options.root}")
 
     def close(self) -> None:
         for fd in (self.lock_fd, self.fd):

@@ -87,7 +87,7 @@ class Remover:
             self.report.root_bytes -= self.report.freed_bytes
             return
         used = self.report.root_bytes - self.report.freed_bytes
-        for d in sorted((d for d in dirs if not d.live and not d.gone), key=lambda d: d.newest):
+        for d in sorted((d for d in dirs if not d.live and not d.gone and not d.stays), key=lambda d: d.newest):
             if used <= cap:
                 break
             if d.lockless:
@@ -118,6 +118,7 @@ class Remover:
         if d.blocked is not None:
             where, why = d.blocked
             self.root.error(f"{show(where)} {why}", f"{show(d.rel)} is not removed")
+            d.stays = True
             return 0
         if self.options.dry_run:
             d.gone = True
@@ -131,6 +132,7 @@ class Remover:
         try:
             trash = self.move_aside(parent, d, create=by_age)
             if trash is None:
+                d.stays = True
                 return 0
             d.gone = True
             freed, gone = self.deleter.delete(parent, trash, d.rel)

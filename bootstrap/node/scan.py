@@ -37,6 +37,7 @@ class LogDir:
     blocked: tuple[tuple[str, ...], str] | None = None  # (where, why): a mount point inside, or too deep
     to_compress: int = 0  # rotated files older than --compress-after-days (dead dirs only)
     gone: bool = False
+    stays: bool = False  # could not be removed in this pass (said why): not tried again
 
 
 class Tally:

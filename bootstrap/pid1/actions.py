@@ -19,12 +19,15 @@ class Action:
     path: str
     target: str = ""  # link destination, or move-aside name
     uid: int = -1
-    gid: int = -1
+    gid: int = -1  # -1 with a uid: the group is kept (inherited from a setgid log root)
     reason: str = ""
+    mode: int = -1  # a mkdir's exact permission bits (the umask does not apply); -1: the umask's
 
     def describe(self) -> str:
         if self.kind == "chown":
-            text = f"chown {self.uid}:{self.gid} {self.path}"
+            text = f"chown {self.uid}{'' if self.gid == -1 else f':{self.gid}'} {self.path}"
+        elif self.mode >= 0:
+            text = f"{self.kind} {self.path} mode {self.mode:04o}"
         elif self.target:
             text = f"{self.kind} {self.path} -> {self.target}"
         else:
@@ -74,7 +77,7 @@ class Planner:
         self.add(Action("move-aside", path, aside, reason=reason))
 
     def ensure_dir(self, path: str, stop_at: str = "/", owner: tuple[int, int] | None = None,
-                   replaceable: Callable[[str], bool] | None = None) -> list[str]:
+                   replaceable: Callable[[str], bool] | None = None, mode: int = -1) -> list[str]:
         """Plans real directories from stop_at down to path; returns the ones it will create.
 
         With `replaceable`, the directories below stop_at must be real: a symlink there is in the
@@ -83,7 +86,7 @@ class Planner:
         path = os.path.normpath(path)
         if path in self._dirs or path == os.path.normpath(stop_at):
             return []
-        created = self.ensure_dir(os.path.dirname(path), stop_at, owner, replaceable) if path != "/" else []
+        created = self.ensure_dir(os.path.dirname(path), stop_at, owner, replaceable, mode) if path != "/" else []
         if os.path.dirname(path) not in self._fresh:  # else the disk shows what is about to be replaced
             is_link = os.path.islink(path)
             if os.path.isdir(path) and not (replaceable and is_link):
@@ -93,7 +96,7 @@ class Planner:
                 self.add(Action("unlink-stale", path, os.readlink(path), reason="a directory must be here"))
             elif os.path.lexists(path):
                 self.move_aside(path, "a file is where a directory must be")
-        self.add(Action("mkdir", path))
+        self.add(Action("mkdir", path, mode=mode))
         if owner:
             self.add(Action("chown", path, uid=owner[0], gid=owner[1]))
         self._dirs.add(path)
@@ -127,7 +130,17 @@ def under(path: str, root: str) -> bool:
 
 
 def _mkdir(a: Action) -> None:
-    os.makedirs(a.path, exist_ok=True)
+    if a.mode < 0:
+        os.makedirs(a.path, exist_ok=True)
+        return
+    old = os.umask(0)  # exactly a.mode: a log dir is 0750 whatever the umask (docs/contract.md)
+    try:
+        os.mkdir(a.path, a.mode)
+    except FileExistsError:
+        if not os.path.isdir(a.path):
+            raise
+    finally:
+        os.umask(old)
 
 
 def _move_aside(a: Action) -> None:
@@ -174,10 +187,10 @@ APPLY: dict[str, Callable[[Action], None]] = {
 }
 
 
-# What to do about a failed step, by errno; anything else is about permissions.
+# What to do about a failed step, by errno; anything else is about permissions (see fix_for).
 FIXES = {
     errno.ENAMETOOLONG: "the name is longer than the filesystem allows (255 bytes per name); shorten it",
-    errno.EROFS: "it is on a read-only filesystem; mount it read-write",
+    errno.EROFS: "it is on a read-only filesystem; put it on a writable mount (an emptyDir) or mount it read-write",
     errno.ENOSPC: "the filesystem is full; free space on it",
     errno.EDQUOT: "the disk quota is used up; free space on it",
     errno.ELOOP: "a symlink on the way loops; fix or remove that link",
@@ -185,11 +198,25 @@ FIXES = {
 }
 
 
+def fix_for(action: Action, exc: OSError) -> str:
+    """What to do about a failed step: by errno, and for a permission error by who the agent is.
+    A chown refused is about the privilege (CAP_CHOWN), never about a directory's write bits."""
+    if exc.errno in FIXES:
+        return FIXES[exc.errno or 0]
+    where = exc.filename or action.path
+    uid = os.geteuid()
+    if action.kind == "chown" and exc.errno == errno.EPERM:
+        return (f"changing the owner needs root with CAP_CHOWN (the agent runs as uid {uid}): add it (the "
+                "chart's agent.rootCapabilities), or clear BOOTSTRAP_USER so nothing is chowned")
+    if uid == 0:
+        return f"check that {where} is writable by root (CAP_DAC_OVERRIDE, or its owner and mode)"
+    return (f"check that {where} is writable by uid {uid}, the agent's user (its owner and mode), or that "
+            "it is on a writable mount (an emptyDir)")
+
+
 def apply(actions: Iterable[Action]) -> None:
     for action in actions:
         try:
             APPLY[action.kind](action)
         except OSError as exc:
-            where = exc.filename or action.path
-            fix = FIXES.get(exc.errno or 0, f"check that {where} is writable by root")
-            raise BootstrapError(f"cannot {action.describe()}: {exc.strerror}; {fix}") from None
+            raise BootstrapError(f"cannot {action.describe()}: {exc.strerror}; {fix_for(action, exc)}") from None

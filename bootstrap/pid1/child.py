@@ -16,6 +16,22 @@ from bootstrap.errors import EX_NOEXEC, EX_NOTFOUND, BootstrapError
 from bootstrap.pid1.users import User
 
 
+# The calls the child makes before exec, in order; the one that failed is reported by its name, so an
+# EPERM from the user switch is never mistaken for a file that cannot be executed.
+SWITCH_STEPS = ("setsid", "setgroups", "setgid", "setuid")
+
+
+def switch_error(step: str, err: int, user: User) -> BootstrapError:
+    """A failed id switch, named as the call that failed."""
+    if err == errno.EPERM:
+        fix = (f"{step}() needs root with CAP_SETGID and CAP_SETUID: add them to the container (the chart's "
+               "agent.rootCapabilities), or clear BOOTSTRAP_USER and run the container as the app's user")
+    else:
+        fix = "check BOOTSTRAP_USER and the container's security settings"
+    return BootstrapError(f"cannot start the app as {user.name} (uid {user.uid}, gid {user.gid}): {step}() failed: "
+                          f"{os.strerror(err)}; {fix}", EX_NOEXEC)
+
+
 def exec_error(command: str, err: int) -> BootstrapError:
     """Maps a failed exec to the shell's codes: 127 not found, 126 not executable."""
     if err == errno.ENOENT:
@@ -43,26 +59,35 @@ def _fork_exec(argv: tuple[str, ...], env: dict[str, str], sigmask: set[int], de
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # the child: only async-signal-safe-ish work, then exec or report errno and _exit
+        step = "exec"
         try:
             os.close(read_end)
+            step = "setsid"
             os.setsid()
+            step = "setgroups"
             os.setgroups(list(user.groups))
+            step = "setgid"
             os.setgid(user.gid)
+            step = "setuid"
             os.setuid(user.uid)
             for sig in default_signals:
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
+            step = "exec"
             os.execvpe(argv[0], list(argv), env)
         except OSError as exc:
-            os.write(write_end, str(exc.errno or errno.EPERM).encode())
+            os.write(write_end, f"{step}:{exc.errno or errno.EPERM}".encode())
         finally:
             os._exit(127)
     os.close(write_end)
-    report = os.read(read_end, 16)
+    report = os.read(read_end, 32)
     os.close(read_end)
     if report:
         os.waitpid(pid, 0)
-        raise exec_error(argv[0], int(report))
+        step, _, err = report.decode().partition(":")
+        if step in SWITCH_STEPS:
+            raise switch_error(step, int(err), user)
+        raise exec_error(argv[0], int(err))
     return pid
 
 

@@ -9,13 +9,19 @@ from bootstrap.settings.parsers import COMMON_DIR
 from bootstrap.settings.table import Settings
 
 
+KUBELET_PREFIX = ".."  # the kubelet's own entries in a ConfigMap volume: ..data, ..2024_01_01_…
+
+
 def layer_files(layer_dir: str) -> dict[str, str]:
     """Relative path -> absolute source, for every entry below layer_dir that is not a real
     directory. A symlink to a directory is linked as one entry (os.walk does not descend into it,
-    which also keeps a link cycle from looping)."""
+    which also keeps a link cycle from looping). Names starting with `..` are skipped: in a
+    ConfigMap volume they are the kubelet's (`..data`, the `..<timestamp>` directories; no key
+    may start with `..`), and each key is a link `name -> ..data/name` that is linked as a file."""
     files: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(layer_dir):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(KUBELET_PREFIX))
+        filenames = [f for f in filenames if not f.startswith(KUBELET_PREFIX)]
         linked_dirs = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for name in filenames + linked_dirs:
             source = os.path.join(dirpath, name)
@@ -46,12 +52,26 @@ def _fill(text: str, where: str, settings: Settings) -> str:
                              f"allowed, with balanced braces ({exc!s})") from None
 
 
+def layer_dirs(settings: Settings) -> list[str]:
+    """The config layers, weakest first: conf.d/common/, conf.d/<env>/, and the overlay when set."""
+    dirs = [os.path.join(settings.conf_source, COMMON_DIR), os.path.join(settings.conf_source, settings.env)]
+    return dirs + ([settings.conf_overlay] if settings.conf_overlay else [])
+
+
+def merged_layers(settings: Settings) -> dict[str, str]:
+    """Relative path -> source over every layer, a stronger layer shadowing a weaker one."""
+    merged: dict[str, str] = {}
+    for layer in layer_dirs(settings):
+        files = layer_files(layer)
+        merged = {**without_shadowed(merged, files), **files}
+    return merged
+
+
 def wanted_links(settings: Settings) -> dict[str, str]:
-    """Link path -> source. `<env>/` wins over `common/`; `links:` entries come last."""
-    common = layer_files(os.path.join(settings.conf_source, COMMON_DIR))
-    env = layer_files(os.path.join(settings.conf_source, settings.env))
+    """Link path -> source. `<env>/` wins over `common/`, the overlay over both; `links:` entries
+    come last."""
     wanted: dict[str, str] = {}
-    for rel, source in {**without_shadowed(common, env), **env}.items():
+    for rel, source in merged_layers(settings).items():
         wanted[os.path.join(settings.conf_target, rel)] = source
     for n, link in enumerate(settings.links):
         source = _fill(link.source, f"links[{n}].source", settings)
@@ -75,26 +95,33 @@ def plan(settings: Settings, planner: Planner) -> None:
     planner.ensure_dir(settings.conf_target)
 
     def ours(dest: str) -> bool:
-        # A link into the config source or APP_HOME is one we made for some environment.
-        return under(dest, settings.conf_source) or under(dest, settings.app_home)
+        # A link into the config source, the overlay or APP_HOME is one we made for some environment.
+        return any(under(dest, d) for d in config_roots(settings)) or under(dest, settings.app_home)
 
     for path in sorted(wanted):
         stop_at = settings.conf_target if under(path, settings.conf_target) else "/"
         planner.ensure_dir(os.path.dirname(path), stop_at=stop_at, replaceable=ours if stop_at != "/" else None)
         planner.place_link(path, wanted[path], ours)
     handled = {a.path for a in planner.actions if a.kind in ("unlink-stale", "move-aside")}
-    for path in stale_links(settings.conf_target, settings.conf_source, set(wanted) | handled):
+    for path in stale_links(settings.conf_target, config_roots(settings), set(wanted) | handled):
         planner.add(Action("unlink-stale", path, os.readlink(path), reason="links to a file of another environment"))
 
 
-def stale_links(conf_target: str, conf_source: str, keep: set[str]) -> list[str]:
-    """Links left in conf/ from another environment that this one does not provide: the app
-    must not read a DEV file in PROD. Only links into the config source are touched."""
+def config_roots(settings: Settings) -> tuple[str, ...]:
+    """Where config links point: the config source, and the overlay when set."""
+    return (settings.conf_source,) + ((settings.conf_overlay,) if settings.conf_overlay else ())
+
+
+def stale_links(conf_target: str, conf_roots: tuple[str, ...] | str, keep: set[str]) -> list[str]:
+    """Links left in conf/ from another environment that this one does not provide (or to a key
+    a ConfigMap no longer has): the app must not read a DEV file in PROD. Only links into the
+    config roots (the config source and the overlay) are touched."""
+    roots = (conf_roots,) if isinstance(conf_roots, str) else conf_roots
     stale = []
     for dirpath, dirnames, filenames in os.walk(conf_target):
         dirnames.sort()
         for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
             path = os.path.join(dirpath, name)
-            if os.path.islink(path) and path not in keep and under(os.readlink(path), conf_source):
+            if os.path.islink(path) and path not in keep and any(under(os.readlink(path), r) for r in roots):
                 stale.append(path)
     return stale

@@ -9,6 +9,9 @@
 - `oom-killed`: SIGKILL (or a shell's 137) while the cgroup's OOM-kill count (v1 memory.oom_control,
   v2 memory.events) went up since the start.
 - `crash`: the JVM wrote an hs_err file for this start.
+- `readiness-failed`: bootstrap stopped it (the kubelet's liveness kill, or `exit_on_failed`) after
+  the readiness state turned `failed`; `ready_failure` holds the checker's reason, e.g. `not ready
+  within 300s: tcp 127.0.0.1:9029: connection refused`.
 - `stopped`: bootstrap stopped it. Otherwise `exited` or `signal`, as `cause` says.
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ from bootstrap.pid1.jvm import JvmPlan
 OOM_MARK = b"Terminating due to java.lang.OutOfMemoryError: "
 THREAD_DUMP_MARK = b"Full thread dump"
 TAIL = 4 << 20  # only the end of a VM log is read: the exit line is near the end
+READINESS_FAILED = "readiness-failed"
 
 
 def _this_start(log_dir: str, prefix: str, suffix: str) -> list[str]:
@@ -43,8 +47,9 @@ def _tail(path: str) -> bytes:
         return b""
 
 
-def examine(plan: JvmPlan | None, app_code: int, cause: str) -> dict[str, object]:
-    """`reason` plus what was found: oom_error, heap_dump, hs_err, thread_dump, vm_log, oom_kills."""
+def examine(plan: JvmPlan | None, app_code: int, cause: str, ready_failure: str = "") -> dict[str, object]:
+    """`reason` plus what was found: oom_error, heap_dump, hs_err, thread_dump, vm_log, oom_kills,
+    ready_failure. `ready_failure` is the checker's detail when the stop came after `failed`."""
     found: dict[str, object] = {}
     oom_error = None
     if plan is not None:
@@ -68,7 +73,10 @@ def examine(plan: JvmPlan | None, app_code: int, cause: str) -> dict[str, object
         if before is not None and now is not None and now > before:
             found["oom_kills"] = now - before
     killed = app_code == -signal.SIGKILL or app_code == 128 + signal.SIGKILL
-    if cause in (logdir.STOPPED, logdir.KILLED_AFTER_TIMEOUT):
+    if cause in (logdir.STOPPED, logdir.KILLED_AFTER_TIMEOUT) and ready_failure:
+        reason = READINESS_FAILED
+        found["ready_failure"] = ready_failure
+    elif cause in (logdir.STOPPED, logdir.KILLED_AFTER_TIMEOUT):
         reason = logdir.STOPPED
     elif oom_error is not None:
         reason = "out-of-memory-error"
@@ -91,6 +99,8 @@ def summary(found: dict[str, object]) -> str:
         text = f"killed by the kernel OOM killer ({found['oom_kills']} OOM kill(s) in the cgroup)"
     elif reason == "crash":
         text = f"JVM crash, see {found['hs_err']}"
+    elif reason == READINESS_FAILED:
+        return f"readiness failed: {found['ready_failure']}"
     else:
         return f"thread dump {found['thread_dump']}" if "thread_dump" in found else ""
     for key, label in (("heap_dump", "heap dump"), ("hs_err", "hs_err"), ("thread_dump", "thread dump")):

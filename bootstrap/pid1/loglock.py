@@ -7,9 +7,9 @@ descriptor is O_CLOEXEC (the app never gets it) and every fork closes it in the 
 (os.register_at_fork), leaving PID 1 the only holder; the kernel drops the lock when PID 1 dies.
 
 An app can delete or replace the lock file (`find logs -name '*.lock' -delete`) while PID 1 holds
-the lock on it: the directory would then look dead. keep_linked, called on each turn of PID 1's
-loop, finds that with one stat and links a new lock file under the name, locked before it gets
-there, so the name never stands for a free lock.
+the lock on it: the directory would then look dead. keep_linked, made for each turn of PID 1's loop
+(bootstrap.pid1.supervisor), finds that with one stat and links a new lock file under the name,
+locked before it gets there, so the name never stands for a free lock.
 
 A pruner that finds the lock free takes it itself for the few milliseconds it needs to move a dead
 directory aside or swap in a compressed file. An agent starting at that moment waits for it, and

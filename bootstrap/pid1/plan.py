@@ -27,7 +27,7 @@ class SetupPlan:
 
 
 def make_plan(settings: Settings, command: tuple[str, ...] = (), environ: Mapping[str, str] | None = None) -> SetupPlan:
-    user = users.resolve(settings.user) if settings.user else None
+    user = users.switch(settings.user)  # None: the app runs as the agent does, nothing is chowned
     began = time.monotonic()
     config = Planner()
     config.ensure_dir(settings.run_dir)

@@ -13,12 +13,17 @@ import time
 from collections.abc import Mapping
 
 from bootstrap import log, logdir, rundir
-from bootstrap.pid1 import child, logdirs, reaper
+from bootstrap.pid1 import child, logdirs, loglock, reaper
 from bootstrap.pid1.forked import ForkedHelper
 from bootstrap.pid1.plan import SetupPlan
+from bootstrap.pid1.readywatch import ReadyWatch
 from bootstrap.pid1.sidewrite import Journal, SideWrite
 from bootstrap.procs import CATCHABLE
-from bootstrap.settings.table import Settings
+from bootstrap.settings.table import ROW, Settings
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootstrap.pid1.reload import Reloader
 
 STOP_TRIGGERS = frozenset({signal.SIGTERM, signal.SIGINT})
 # Not forwarded: SIGCHLD (ours), faults that only mean something to the process that caused
@@ -60,6 +65,12 @@ def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], enviro
                                                         detail="waiting for readiness checks"))
     log.info(f"started {' '.join(command)} as pid {app} (env {settings.env}, logs in {plan.log_dir})")
     supervisor.journal.add(logdirs.record_line(settings, plan.ip, "start", app))
+    if settings.reload != "off":  # loaded only then: the default's import cost stays as it is
+        from bootstrap.pid1 import reload
+
+        reload.warn_mounted_files(settings)
+        supervisor.reload = reload.Reloader(supervisor, lambda: child.spawn(command, environ, old_mask, CATCHABLE,
+                                                                            plan.user))
     return supervisor.run()
 
 
@@ -85,13 +96,15 @@ class Supervisor:
         self.http = (ForkedHelper("http endpoint", HTTP_ENDPOINT, (settings, app), None)
                      if settings.http_port else None)
         self.counters = Counters(started_at, phases)
+        self.ready_watch = ReadyWatch(settings.run_dir, settings.ready.timeout, settings.exit_on_failed)
         # A full or read-only disk costs these files, never the app: see bootstrap.pid1.sidewrite.
         self.status_file = SideWrite(f"{settings.run_dir}/{rundir.STATUS_FILE}")
         self.journal = Journal(lambda data: logdirs.append_lines(plan.log_dir, data),
                                f"the start/exit journal {plan.log_dir}/{logdir.RECORD_FILE}")
+        self.reload: Reloader | None = None  # BOOTSTRAP_RELOAD (pid1/reload.py)
 
     def helpers(self) -> list[ForkedHelper]:
-        return [h for h in (self.checker, self.http) if h is not None]
+        return [h for h in (self.checker, self.http, *(self.reload.helpers() if self.reload else ())) if h is not None]
 
     def run(self) -> int:
         gc.freeze()  # the helpers' collections then leave the pages they share with PID 1 unwritten
@@ -101,8 +114,10 @@ class Supervisor:
             self.counters.save_if_changed(self.settings.run_dir, self.app, self.helpers())
             self.status_file.retry()
             self.journal.flush()
+            loglock.keep_linked()  # an app that deleted the lock file must not make its dir look dead
             self.take_signal(self.next_wakeup())
             self.reap()
+            self.stop_if_failed()
             self.advance_stop()
             for helper in self.helpers():
                 helper.watch()
@@ -120,6 +135,9 @@ class Supervisor:
             if self.settings.thread_dump and not self.quit_sent:
                 deadlines.append(self.quit_at)
         deadlines += [d for d in (h.next_deadline() for h in self.helpers()) if d is not None]
+        watch = self.ready_watch.next_deadline()
+        if watch is not None and not self.stopping:
+            deadlines.append(watch)
         return max(0.0, min(deadlines) - now)
 
     def take_signal(self, timeout: float) -> None:
@@ -143,18 +161,32 @@ class Supervisor:
     # --- stop choreography -----------------------------------------------------------------
 
     def begin_stop(self, sig: int) -> None:
-        if self.stopping:
+        if self.stopping and not (self.reload and self.reload.restarting()):  # a restart's stop becomes this one
             if not self.stop_sent:  # a second TERM/INT cuts the drain short
                 log.info(f"second {signal_name(sig)}: ending the drain now")
                 self.drain_until = time.monotonic()
             return
+        self.start_stop(f"received {signal_name(sig)}")
+
+    def stop_if_failed(self) -> None:
+        """exit_on_failed: the state turned `failed`, and no kubelet will restart the container."""
+        failure = "" if self.stopping or self.app_code is not None else self.ready_watch.failed_now()
+        if failure:
+            log.error(f"readiness failed: {failure}; stopping the app ({ROW['exit_on_failed'].env}=1)")
+            self.start_stop(f"{ROW['exit_on_failed'].env}=1")
+
+    def start_stop(self, detail: str) -> None:
+        if self.reload is not None:
+            self.reload.stop_requested()
         self.stopping = True
         self.checker.stop()  # the HTTP endpoint stays up: it must answer 503 while we stop
-        detail = f"received {signal_name(sig)}"
+        self.ready_watch.note_stop()  # before `stopping` replaces a `failed` state
+        failure = self.ready_watch.failure
+        status = f"{detail}; readiness had failed: {failure}" if failure else detail
         # Retried: the ready marker is gone either way, but status.json must not keep saying ready.
-        self.status_file.attempt(lambda: rundir.write(self.settings.run_dir, "stopping", detail=detail), retry=True)
+        self.status_file.attempt(lambda: rundir.write(self.settings.run_dir, "stopping", detail=status), retry=True)
         self.drain_until = time.monotonic() + self.settings.drain_seconds
-        log.info(f"received {signal_name(sig)}: not ready now; {signal_name(self.settings.stop_signal)} "
+        log.info(f"{detail}: not ready now; {signal_name(self.settings.stop_signal)} "
                  f"follows after a {self.settings.drain_seconds:g}s drain")
 
     def advance_stop(self) -> None:
@@ -180,7 +212,8 @@ class Supervisor:
     def reap(self) -> None:
         for pid, code in reaper.reap():
             if pid == self.app:
-                self.app_code = code
+                if self.reload is None or not self.reload.app_exited(code):  # else restarted in the pod
+                    self.app_code = code
                 continue
             for helper in self.helpers():
                 if pid == helper.pid:
@@ -193,6 +226,8 @@ class Supervisor:
         """The app is gone: end the checker, give the rest of its group a short grace, record, exit."""
         assert self.app_code is not None
         self.checker.stop()
+        if self.reload is not None:
+            self.reload.end(self.app_code)
         self.drain_group(min(EXIT_GRACE, self.settings.stop_timeout))
         raw = self.app_code if self.app_code >= 0 else 128 - self.app_code
         if self.killed:
@@ -203,22 +238,27 @@ class Supervisor:
             cause = logdir.SIGNAL
         else:
             cause = logdir.EXITED
-        code = self.settings.remap(raw)
+        from bootstrap.pid1 import forensics  # only now: the evidence the app left (OOM, crash, dumps)
+
+        found = forensics.examine(self.plan.jvm, self.app_code, cause, self.ready_watch.failure)
+        failed = found["reason"] == forensics.READINESS_FAILED
+        code = raw if failed else self.settings.remap(raw)  # a stop for never being ready is no clean stop
         detail = f"{cause}, exit code {raw}" + (f" (remapped to {code})" if code != raw else "")
         if self.app_code < 0:
             detail += f", killed by {signal_name(-self.app_code)}"
-        from bootstrap.pid1 import forensics  # only now: the evidence the app left (OOM, crash, dumps)
-
-        found = forensics.examine(self.plan.jvm, self.app_code, cause)
-        if forensics.summary(found):
+        if failed:  # the cause first: a termination message is read from its start
+            detail = f"{forensics.summary(found)}; {detail}"
+        elif forensics.summary(found):
             detail += f": {forensics.summary(found)}"
+        detail += self.reload.exit_text() if self.reload is not None else ""
         # Each write is tried once more here; whatever fails, the exit code and the termination
         # message below stay right.
         self.status_file.drop()
         self.status_file.attempt(lambda: rundir.write(self.settings.run_dir, "exited", exit_code=code, raw_exit_code=raw,
                                                       cause=cause, detail=detail, reason=found["reason"]))
         self.journal.add(logdirs.record_line(self.settings, self.plan.ip, "exit", self.app,
-                                             exit_code=code, raw_exit_code=raw, cause=cause, **found))
+                                             exit_code=code, raw_exit_code=raw, cause=cause, **found,
+                                             **(self.reload.exit_note if self.reload is not None else {})))
         write_termination_log(self.settings.termination_log, f"{self.settings.app_name}: {detail}\n")
         log.info(f"app {detail}")
         if self.http is not None:
@@ -248,6 +288,8 @@ class Counters:
         self.phases = phases
         self.signals: dict[str, int] = {}
         self.zombies = 0
+        self.reloads: dict[str, int] = {}  # "action/result" -> count
+        self.config_applied_at: str | None = None
         self.changed = True
         self._helpers_seen: list[tuple[int, int | None]] = []
         self.side = SideWrite(rundir.SUPERVISOR_FILE)
@@ -260,6 +302,14 @@ class Counters:
         self.zombies += 1
         self.changed = True
 
+    def reloaded(self, action: str, result: str, applied_at: float | None) -> None:
+        """A config reload (pid1/reload.py): counted by action and result, for the metrics."""
+        key = f"{action}/{result}"
+        self.reloads[key] = self.reloads.get(key, 0) + 1
+        if applied_at is not None:
+            self.config_applied_at = rundir.iso_time(applied_at)
+        self.changed = True
+
     def save_if_changed(self, run_dir: str, app: int, helpers: list[ForkedHelper]) -> None:
         seen = [(h.restarts, h.pid) for h in helpers]
         if not self.changed and seen == self._helpers_seen:
@@ -267,7 +317,8 @@ class Counters:
         doc = {"supervisor_pid": os.getpid(), "app_pid": app, "started_at": rundir.iso_time(self.started_at),
                "phases": self.phases, "signals_forwarded": self.signals, "zombies_reaped": self.zombies,
                "helper_restarts": {h.name: h.restarts for h in helpers},
-               "helper_pids": {h.name: h.pid for h in helpers}}
+               "helper_pids": {h.name: h.pid for h in helpers},
+               "config_reloads": self.reloads, "config_applied_at": self.config_applied_at}
         self.side.what = os.path.join(run_dir, rundir.SUPERVISOR_FILE)
         if not self.side.attempt(lambda: rundir.write_json(run_dir, rundir.SUPERVISOR_FILE, doc)):
             return  # still changed: the next loop turn tries again

@@ -168,6 +168,29 @@ def parse_tcp(value: Any, where: str) -> tuple[str, int]:
         raise _fail(where, value, "use PORT or HOST:PORT with a port 1-65535, e.g. 8080 or 127.0.0.1:8080") from None
 
 
+def parse_reload(value: Any, where: str) -> str:
+    """What a change of the config files does (BOOTSTRAP_RELOAD): `off`, `restart`, `exit`,
+    `signal:NAME` (stored as `signal:SIGNAME`) or `http:URL` (an http:// or https:// URL, POSTed)."""
+    if value is False:  # YAML 1.1 reads a bare `off` as false
+        return "off"
+    text = parse_text(value, where)
+    kind, sep, arg = text.partition(":")
+    kind = kind.lower()
+    if not sep and kind in ("off", "restart", "exit"):
+        return kind
+    if sep and kind == "signal":
+        try:
+            sig = signal.Signals(parse_signal(arg, where))
+        except BootstrapError:
+            raise _fail(where, value, "signal:NAME needs a signal the app can catch, e.g. signal:HUP or "
+                        "signal:SIGUSR2") from None
+        return f"signal:{sig.name}"
+    if sep and kind == "http" and re.match(URL_PATTERN, arg.strip()):
+        return f"http:{arg.strip()}"
+    raise _fail(where, value, "use off, restart, exit, signal:NAME (e.g. signal:HUP) or http:URL "
+                "(e.g. http:http://127.0.0.1:8080/actuator/refresh)")
+
+
 def parse_url(value: Any, where: str) -> str:
     text = parse_text(value, where)
     if not re.match(URL_PATTERN, text):

@@ -11,6 +11,7 @@ from bootstrap.errors import BootstrapError, SettingError, UsageError
 from bootstrap.settings.fields import Setting
 from bootstrap.settings.parsers import COMMON_DIR, DEFAULT_CONFIG, LogLink, canonical_env
 from bootstrap.settings.table import (
+    EMPTY_MEANS_NONE,
     READY_ROW,
     READY_ROWS,
     ROW,
@@ -90,11 +91,14 @@ def _config_file(environ: Mapping[str, str]) -> str:
 def _resolve(table_rows: tuple[Setting, ...], environ: Mapping[str, str], data: Mapping[str, Any],
              config_file: str) -> dict[str, Any]:
     """The values set for these rows: the environment (when not empty) wins over the file;
-    rows set nowhere are left out, so the record's defaults apply."""
+    rows set nowhere are left out, so the record's defaults apply. A row of EMPTY_MEANS_NONE set
+    empty (in the environment, or "" in the file) is None."""
     values: dict[str, Any] = {}
     for row in table_rows:
         if row.env and environ.get(row.env, "") != "":
             values[row.name] = row.parse(environ[row.env], row.env)
+        elif row.name in EMPTY_MEANS_NONE and (row.env in environ or data.get(row.name) == ""):
+            values[row.name] = None  # set, and empty: "none", whatever the file says
         elif row.key and data.get(row.name) is not None:
             values[row.name] = row.parse(data[row.name], row.where_in(config_file))
     return values

@@ -34,6 +34,7 @@ from bootstrap.settings.parsers import (
     parse_log_pattern,
     parse_pattern,
     parse_port,
+    parse_reload,
     parse_seconds,
     parse_signal,
     parse_tcp,
@@ -102,6 +103,10 @@ class Settings:
     conf_target: str = setting(
         "BOOTSTRAP_CONF_TARGET", parse_text, "a path",
         "Where the app reads its config.", default="conf", home_relative=True)
+    conf_overlay: str | None = setting(
+        "BOOTSTRAP_CONF_OVERLAY", parse_abs_path, "an absolute path",
+        "A directory whose files are linked over conf.d/<env>/ (the chart mounts the ConfigMap there); "
+        "off when unset.", default=None)
     log_root: str = setting(
         "BOOTSTRAP_LOG_ROOT", parse_abs_path, "an absolute path",
         "The hostPath mount the log directory is made in; must exist and be writable.", default="/data/logs")
@@ -116,8 +121,9 @@ class Settings:
         RUN_DIR_VAR, parse_abs_path, "an absolute path",
         "Holds status.json and the ready marker the probes read.", default=DEFAULT_RUN_DIR)
     user: str | None = setting(
-        "BOOTSTRAP_USER", parse_user, "a user name or uid[:gid]",
-        "The app runs as this user; setup runs as root.", default=None)
+        "BOOTSTRAP_USER", parse_user, "a user name or uid[:gid]; empty: no switch",
+        "Root only: setup runs as root, the app as this user. Empty (also `BOOTSTRAP_USER=`) or the agent's "
+        "own ids: the app runs as the agent does.", default=None)
     stop_signal: int = setting(
         "BOOTSTRAP_STOP_SIGNAL", parse_signal, "a signal name or number but KILL and STOP, e.g. TERM, SIGTERM, 15",
         "Sent to the app's process group to stop it.", default=int(signal.SIGTERM))
@@ -155,10 +161,26 @@ class Settings:
     checker_timeout: float = setting(
         "BOOTSTRAP_CHECKER_TIMEOUT", parse_seconds, "seconds >= 0",
         "A readiness checker silent this long is killed and restarted.", default=30.0)
+    exit_on_failed: bool = setting(
+        "BOOTSTRAP_EXIT_ON_FAILED", parse_bool, "1/0, true/false, yes/no, on/off",
+        "Stop the app and exit when the readiness state turns `failed`, where no kubelet restarts the "
+        "container (plain podman or docker).", default=False)
     jvm: str = setting(
         "BOOTSTRAP_JVM", parse_jvm_mode, "auto or off",
         "auto: JVM flags sized to the cgroup's memory limit, and OutOfMemoryError forensics, in the app's "
         "JAVA_TOOL_OPTIONS (docs/jvm.md); a flag the user set wins.", default="auto")
+    reload: str = setting(
+        "BOOTSTRAP_RELOAD", parse_reload, "off, restart, exit, signal:NAME or http:URL",
+        "What a change of the config files does (docs/contract.md, config reload); off: nothing.", default="off")
+    reload_debounce: float = setting(
+        "BOOTSTRAP_RELOAD_DEBOUNCE", parse_seconds, "seconds >= 0",
+        "A reload acts once the config files have not changed for this long.", default=2.0)
+    reload_spread: float = setting(
+        "BOOTSTRAP_RELOAD_SPREAD", parse_seconds, "seconds >= 0",
+        "After the debounce, a further delay in [0, spread) derived from POD_NAME.", default=0.0)
+    reload_check: tuple[str, ...] | None = setting(
+        "BOOTSTRAP_RELOAD_CHECK", parse_command, "a command: a string split like a shell would, or a list",
+        "Run as BOOTSTRAP_USER in APP_HOME before a reload; non-zero: no reload.", default=None)
     start: tuple[str, ...] = setting(
         None, parse_command, "a list (exec form) or a string split like a shell would",
         "The app's command when none follows `bootstrap run --`.", default=())
@@ -194,6 +216,9 @@ class Settings:
 
 
 SETTING_ROWS = rows(Settings)
+# Settings whose empty value means "none", also in the environment (where empty otherwise means
+# unset): `BOOTSTRAP_USER=` clears a `user:` the settings file names.
+EMPTY_MEANS_NONE = frozenset({"user"})
 READY_ROWS = rows(ReadyChecks)
 SETTINGS = SETTING_ROWS + READY_ROWS  # the whole table
 READY_KEYS = tuple(row.name for row in READY_ROWS)

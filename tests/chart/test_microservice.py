@@ -248,9 +248,12 @@ def test_config_files_mount_into_the_agents_env_dir() -> None:
     r = chartlib.render_case("generated-legacy-war")  # app.env=production: the agent's alias for prod
     cm = r.one("ConfigMap")
     assert set(cm["data"]) == {"application.properties", "logback.xml"}
+    # One directory mount (a subPath is never updated by the kubelet), linked by the agent over
+    # conf.d/prod/ (the env dir) as BOOTSTRAP_CONF_OVERLAY.
     mounts = {m["mountPath"]: m for m in r.container["volumeMounts"] if m["name"] == "config"}
-    assert set(mounts) == {"/app/conf.d/prod/application.properties", "/app/conf.d/prod/logback.xml"}
-    assert all(m["readOnly"] and m["subPath"] == path.rsplit("/", 1)[1] for path, m in mounts.items())
+    assert mounts == {"/app/conf.configmap": {"name": "config", "mountPath": "/app/conf.configmap", "readOnly": True}}
+    assert r.env["BOOTSTRAP_CONF_OVERLAY"] == "/app/conf.configmap"
+    assert cm["metadata"]["annotations"]["microservice/conf-dir"] == "/app/conf.d/prod"
     assert {"name": "config", "configMap": {"name": cm["metadata"]["name"]}} in r.pod_spec["volumes"]
 
 
@@ -268,7 +271,8 @@ def test_config_checksum_changes_with_content() -> None:
 def test_env_dir_override() -> None:
     r = render(with_values(app={"env": "PROD"}, configFiles={"files": {"x.conf": "x"}, "envDir": "PROD"},
                            agent={"appHome": "/opt/app/"}))
-    assert r.container["volumeMounts"][1]["mountPath"] == "/opt/app/conf.d/PROD/x.conf"
+    assert r.container["volumeMounts"][1]["mountPath"] == "/opt/app/conf.configmap"
+    assert r.one("ConfigMap")["metadata"]["annotations"]["microservice/conf-dir"] == "/opt/app/conf.d/PROD"
 
 
 # --- other objects ------------------------------------------------------------------------------

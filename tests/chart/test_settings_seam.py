@@ -57,10 +57,12 @@ def test_every_variable_the_chart_exports_is_reserved() -> None:
 def test_env_aliases_are_the_agents(app_env: str) -> None:
     values = {**full_values(), "app": {**full_values()["app"], "env": app_env},
               "configFiles": {"files": {"app.properties": "a=1\n"}}}
-    container = render(MICROSERVICE, values).container
-    mounts = [m["mountPath"] for m in container["volumeMounts"] if m["mountPath"].endswith("/app.properties")]
-    assert mounts, "the config file is not mounted"
-    assert all(f"/conf.d/{parsers.canonical_env(app_env)}/" in m for m in mounts), mounts
+    rendered = render(MICROSERVICE, values)
+    mounts = [m["mountPath"] for m in rendered.container["volumeMounts"] if m["name"] == "config"]
+    assert mounts, "the config files are not mounted"
+    # The files are linked over the env dir the agent picks for app.env; the chart names it.
+    conf_dir = rendered.one("ConfigMap")["metadata"]["annotations"]["microservice/conf-dir"]
+    assert conf_dir.endswith(f"/conf.d/{parsers.canonical_env(app_env)}"), conf_dir
 
 
 @pytest.mark.parametrize("value, key", SAME_DEFAULT.items())

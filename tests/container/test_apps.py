@@ -135,8 +135,8 @@ def test_plain_jar_app(engine: Engine, hello_jar: Running) -> None:
 def test_war_on_tomcat10(engine: Engine, hello_war: Running) -> None:
     log_dir = Path(_check_contract(engine, hello_war, "/hello-war/", "application.properties"))
     _record_start(_base_of(engine, hello_war), "hello-war", start_to_ready(engine, hello_war.name))
-    user = engine.podman("exec", hello_war.name, "ps", "-o", "user=", "-p", "2,3,4,5,6,7,8,9,10").stdout.split()
-    assert "tomcat" in user, "Tomcat runs as the user bootstrap.yaml names"
+    user = engine.podman("exec", hello_war.name, "ps", "-o", "user=", "-p", "1,2,3,4,5,6,7,8,9,10").stdout.split()
+    assert set(user) == {"app"}, "the agent and Tomcat run as the image's own user (its USER), none as root"
     # Tomcat's own logs follow log_links into the per-container directory on the host.
     tomcat_logs = sorted(p.name for p in (log_dir / "tomcat").iterdir())
     assert any(name.startswith("catalina.") for name in tomcat_logs), tomcat_logs
@@ -162,9 +162,9 @@ def test_app_on_each_trixie_base(
         log_dir = Path(_check_contract(engine, running, url_path, "application.properties"))
         _record_start(base, app, start_to_ready(engine, running.name))
         # The JVM the app runs in, seen from /proc: the base's only JVM, of the spec's major. As the
-        # app's user: a container's root has no CAP_SYS_PTRACE to read another user's /proc/PID/exe.
-        user = "tomcat" if kind == "war" else "app"
-        jvm = engine.podman("exec", "--user", user, running.name, "sh", "-c",
+        # app's user (the image's own, for a WAR too): a container's root has no CAP_SYS_PTRACE to
+        # read another user's /proc/PID/exe.
+        jvm = engine.podman("exec", "--user", "app", running.name, "sh", "-c",
                             "for p in /proc/[0-9]*; do case $(readlink $p/exe) in */java) readlink $p/exe;; esac; done").stdout.split()
         assert jvm and all(f"/java-{java}-openjdk-amd64/" in path for path in jvm), jvm
         python = engine.podman("exec", running.name, "sh", "-c", "readlink -f /proc/1/exe").stdout.strip()

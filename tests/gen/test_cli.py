@@ -23,7 +23,8 @@ def test_app_writes_the_three_files(tmp_path: Path) -> None:
     assert main([*TREE, "-q", "app", str(EXAMPLES / "orders-api" / "app.yaml"), "-o", str(tmp_path), NOT_BUILT]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile", "bootstrap.yaml", "values-dev.yaml", "values-prod.yaml", "values-qa.yaml", "values.yaml"]
     settings = yaml.safe_load((tmp_path / "bootstrap.yaml").read_text())
-    assert settings["app_name"] == "orders-api" and settings["user"] == "app"
+    # The image's own ids (uid = gid, derived from the name): no switch when run as them.
+    assert settings["app_name"] == "orders-api" and settings["user"] == "59926:59926"
     assert settings["ready"] == {"http": "http://127.0.0.1:8081/actuator/health/readiness", "timeout": 180, "period": 10}
     # The image gets exactly the file written beside the Dockerfile.
     assert "> /etc/bootstrap/bootstrap.yaml" in (tmp_path / "Dockerfile").read_text()
@@ -33,9 +34,9 @@ def test_values_keys_follow_the_chart_contract(tmp_path: Path) -> None:
     main([*TREE, "-q", "app", str(EXAMPLES / "orders-api" / "app.yaml"), "-o", str(tmp_path), "--tag", "1.2.3", NOT_BUILT])
     values = yaml.safe_load((tmp_path / "values.yaml").read_text())
     assert set(values) == {"app", "image", "ports", "agent"} and values["app"] == {"name": "orders-api"}
-    assert values["image"] == {"repository": "localhost/apps/orders-api", "tag": "1.2.3"}
+    assert values["image"] == {"repository": "localhost/apps/orders-api", "tag": "1.2.3", "uid": 59926, "gid": 59926}
     assert values["ports"][0] == {"name": "http", "containerPort": 8080}
-    assert set(values["agent"]) == {"readyTimeoutSeconds", "drainSeconds", "stopTimeoutSeconds", "user"}
+    assert set(values["agent"]) == {"readyTimeoutSeconds", "drainSeconds", "stopTimeoutSeconds"}  # no root mode
     for env in ("dev", "qa", "prod"):
         env_values = yaml.safe_load((tmp_path / f"values-{env}.yaml").read_text())
         assert set(env_values) <= {"app", "replicaCount", "resources", "autoscaling", "ingress"}

@@ -80,7 +80,7 @@ def test_a_spec_within_the_bounds_reads_as_before(tmp_path: Path) -> None:
     (tmp_path / "conf.d" / "dev").mkdir(parents=True)
     (tmp_path / "conf.d" / "dev" / "app.properties").write_text("x=1\n")
     path = tmp_path / "app.yaml"
-    path.write_text("name: &n demo\ntype: script\nstart: [./run.sh]\nready: {tcp: '8080'}\n")
+    path.write_text("name: &n demo\ntype: script\nstart: [./run.sh]\nports: [8080]\nready: {tcp: '8080'}\n")
     spec = load_spec(str(path))
     assert (spec.name, spec.ready.check("tcp")) == ("demo", 8080)
     path.write_text('{"name": "demo", "type": "script", "start": ["./run.sh"], "ports": [8080]}')

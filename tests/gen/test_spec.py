@@ -144,7 +144,7 @@ def test_env_override_aliases_normalise() -> None:
 
 
 def test_ready_values() -> None:
-    ready = parse(ready={"tcp": "127.0.0.1:8080", "cmd": ["test", "-f", "a b"], "timeout": 60, "period": 0}).ready
+    ready = parse(ports=[8080], ready={"tcp": "127.0.0.1:8080", "cmd": ["test", "-f", "a b"], "timeout": 60, "period": 0}).ready
     assert (ready.check("tcp"), ready.check("cmd"), ready.timeout, ready.period) == ("127.0.0.1:8080", "test -f 'a b'", 60, 0)
 
 

@@ -101,8 +101,8 @@ def test_real_tree() -> None:
     for name in tree.order:
         image = tree.images[name]
         assert image.image.version != "latest"
-        if image.java is not None:
-            assert f"openjdk-{image.java}-jre-headless" in image.packages, name
+        if image.java is not None:  # the runtime is linked from the Debian JDK of the image's major
+            assert image.runtime is not None and image.runtime.jdk == f"openjdk-{image.java}-jdk-headless", name
     assert tree.images["tomcat10"].servlet == tree.images["tomcat10-jre21"].servlet == "tomcat10"
     assert (tree.images["tomcat10"].java, tree.images["tomcat10-jre21"].java) == (17, 21)
     assert {"python3-yaml", "python3-psutil", "python3-requests", "python3-watchdog", "python3-prometheus-client", "tzdata", "ca-certificates", "procps"} <= tree.images["root"].packages

@@ -1,8 +1,10 @@
 """The pod tier: an example app's image built on the tree, the chart rendered with the values
 dockerfile-gen wrote for it, the Deployment and its ConfigMap given to `podman kube play`, and the
-probes run by a kubelet stand-in (tests/pod/kubelet.py).
+probes run by the product's kubelet stand-in (dockerfile_gen/pod/kubelet.py, which `dockerfile-gen
+pod` runs too), with the product's adaptations for podman (dockerfile_gen/pod/play.py) and its view
+of the container (dockerfile_gen/pod/podman.py).
 
-What `podman kube play` (podman 4.3) does not do, and what this harness does instead:
+What `podman kube play` (podman 4.3) does not do, and what the adaptations do instead:
 - it refuses the whole pod on a downward-API fieldRef to `status.podIP` or `spec.nodeName`: those
   two env entries are dropped from the manifest here (the agent then finds its IP itself, from the
   default route; NODE_NAME stays unset). `metadata.name` and `metadata.namespace` work.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,8 +40,15 @@ from typing import Any
 import pytest
 import yaml
 
+from dockerfile_gen.pod.kubelet import Kubelet
+from dockerfile_gen.pod.play import (
+    drop_unsupported_field_refs,
+    mount_termination_log,
+    subpath_config_mounts_as_files,
+    without_container_ports,
+)
+from dockerfile_gen.pod.podman import Podman, PodmanRuntime
 from tests.chart import chartlib
-from tests.pod.kubelet import ContainerState, Kubelet
 from tests.podman_engine import BASE_PREFIX, REPO, Engine, TreeBuild, compile_app
 
 APP = "hello-jar"
@@ -47,8 +57,8 @@ RELEASE = "i11-hello-jar"  # the Deployment's name, so the pod is i11-hello-jar-
 NAMESPACE = "shop"
 NETWORK = "i11-pods"  # a bridge of our own, so the pod's address is ours alone
 SUBNET = "10.200.11.0/24"
-UNSUPPORTED_FIELD_REFS = ("status.podIP", "spec.nodeName", "metadata.namespace")  # podman 4.3 refuses these
 AGENT_HTTP_PORT = 9901  # the agent's /metrics, to see the pod's network counters
+LOG_READERS = 10000  # helm/node-logs logs.setup.readerGroup
 CONFIG_FILE = "pod.properties"
 CONFIG_TEXT = "source=configmap\n"
 # Short stop timings keep the tier quick; the grace period is still computed by the chart.
@@ -103,83 +113,6 @@ class Played:
         return self.engine.podman("exec", self.container, *argv, check=check, timeout=60)
 
 
-class PodmanRuntime:
-    """The stand-in kubelet's view of the played container."""
-
-    def __init__(self, played: Played) -> None:
-        self.played = played
-        self._ip: tuple[str, str] = ("", "")  # (container id, its pod IP)
-
-    def state(self) -> ContainerState:
-        out = self.played.engine.podman("inspect", "--format", "{{.State.Running}} {{.State.StartedAt}}",
-                                        self.played.container, timeout=60).stdout.strip()
-        running, started = out.split(" ", 1)
-        return ContainerState(container_id=started, running=running == "true", started_at=_podman_time(started))
-
-    def address(self) -> str:
-        """The pod IP. podman gives a restarted container a new one (the kubelet keeps the pod's)."""
-        started = self.state().container_id
-        if self._ip[0] != started:
-            self._ip = (started, self.played.ip())
-        return self._ip[1]
-
-    def exec(self, argv: list[str], timeout: float) -> int:
-        try:
-            return self.played.engine.podman("exec", self.played.container, *argv, check=False,
-                                             timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            return 1
-
-    def kill(self, grace: float) -> None:
-        self.played.engine.podman("stop", "-t", str(int(grace)), self.played.container, timeout=grace + 60)
-
-    def start(self) -> None:
-        self.played.engine.podman("start", self.played.container, timeout=120)
-
-
-def _podman_time(text: str) -> float:
-    """podman's `2026-11-30 10:21:55.123456789 +0000 UTC` as epoch seconds."""
-    from datetime import datetime
-
-    date, clock, offset = text.split(" ")[:3]
-    whole, _, frac = clock.partition(".")
-    stamp = datetime.strptime(f"{date} {whole} {offset}", "%Y-%m-%d %H:%M:%S %z").timestamp()
-    return stamp + (float("0." + frac) if frac else 0.0)
-
-
-def drop_unsupported_field_refs(container: dict[str, Any]) -> list[str]:
-    kept, dropped = [], []
-    for entry in container.get("env", []):
-        ref = entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
-        (dropped if ref in UNSUPPORTED_FIELD_REFS else kept).append(entry if ref not in UNSUPPORTED_FIELD_REFS else entry["name"])
-    container["env"] = kept
-    return dropped
-
-
-def without_container_ports(obj: dict[str, Any]) -> dict[str, Any]:
-    """A copy without `ports` in its containers: podman 4.3 publishes every containerPort on the
-    node's port of the same number (a pod would claim node ports, and two pods clash). The pod IP
-    reaches every port anyway; the stand-in resolves named ports from the rendered spec."""
-    played = copy.deepcopy(obj)
-    spec = played["spec"]["template"]["spec"] if "template" in played.get("spec", {}) else played["spec"]
-    for container in spec["containers"]:
-        container.pop("ports", None)
-    return played
-
-
-def subpath_config_mounts_as_files(pod_spec: dict[str, Any], configmap: dict[str, Any], where: Path) -> None:
-    config_volumes = {v["name"] for v in pod_spec["volumes"] if v.get("configMap", {}).get("name") == configmap["metadata"]["name"]}
-    where.mkdir()
-    container = pod_spec["containers"][0]
-    for n, mount in enumerate(container.get("volumeMounts", [])):
-        if mount["name"] in config_volumes and mount.get("subPath"):
-            host_file = where / mount["subPath"]
-            host_file.write_text(configmap["data"][mount["subPath"]])
-            volume = f"config-file-{n}"
-            pod_spec["volumes"].append({"name": volume, "hostPath": {"path": str(host_file), "type": "File"}})
-            container["volumeMounts"][n] = {"name": volume, "mountPath": mount["mountPath"], "readOnly": True}
-
-
 @pytest.fixture(scope="module")
 def app_image(built_tree: TreeBuild, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example app built from its generated Dockerfile on the tree; returns the generator's output dir."""
@@ -217,6 +150,9 @@ def played(app_image: Path, engine: Engine, tmp_path_factory: pytest.TempPathFac
     work = tmp_path_factory.mktemp("i11-pod")
     log_root = work / "node-logs"
     log_root.mkdir()
+    # The node setup helm/node-logs does (its init container): root, the readers' group, 3753.
+    os.chown(log_root, 0, LOG_READERS)
+    log_root.chmod(0o3753)
     objects = render_for_pod(app_image, log_root)
     deployment, configmap = objects["Deployment"], objects["ConfigMap"]
     pod_spec = deployment["spec"]["template"]["spec"]
@@ -224,9 +160,7 @@ def played(app_image: Path, engine: Engine, tmp_path_factory: pytest.TempPathFac
     dropped = drop_unsupported_field_refs(container)
     subpath_config_mounts_as_files(pod_spec, configmap, work / "configmap-files")
     termination_log = work / "termination-log"
-    termination_log.write_text("")
-    pod_spec["volumes"].append({"name": "termination-log", "hostPath": {"path": str(termination_log), "type": "File"}})
-    container["volumeMounts"].append({"name": "termination-log", "mountPath": "/dev/termination-log"})
+    mount_termination_log(pod_spec, termination_log)
     manifest = work / "deployment.yaml"
     manifest.write_text(yaml.safe_dump(without_container_ports(deployment), sort_keys=False))
     cm_file = work / "configmap.yaml"
@@ -269,6 +203,7 @@ def node_logs(played: Played, engine: Engine) -> Iterator[NodeLogs]:
     template = daemonset["spec"]["template"]
     # The browser's container only: other containers of the DaemonSet (housekeeping) are not ours to play.
     template["spec"]["containers"] = [c for c in template["spec"]["containers"] if c["name"] == "nginx"]
+    template["spec"].pop("initContainers", None)  # the node setup: done on the log root by `played`
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": daemonset["metadata"]["name"],
                                                           "labels": template["metadata"]["labels"]},
            "spec": template["spec"]}
@@ -295,7 +230,7 @@ def _exists(engine: Engine, pod: str) -> bool:
 
 @pytest.fixture(scope="module")
 def kubelet(played: Played) -> Iterator[Kubelet]:
-    stand_in = Kubelet(PodmanRuntime(played), played.spec, played.pod_spec)
+    stand_in = Kubelet(PodmanRuntime(Podman(played.engine.env), played.container), played.spec, played.pod_spec)
     stand_in.start()
     yield stand_in
     stand_in.close()

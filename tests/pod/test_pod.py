@@ -19,12 +19,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
+from dockerfile_gen.pod.kubelet import Kubelet
 from tests.pod.conftest import AGENT_HTTP_PORT, CONFIG_FILE, CONFIG_TEXT, NodeLogs, Played
-from tests.pod.kubelet import Kubelet
 
 pytestmark = pytest.mark.pod
 
-CAPABILITIES = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "KILL": 5, "SETGID": 6, "SETUID": 7}
 QUANTITY = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
 
 
@@ -101,7 +100,11 @@ def test_log_dir_on_the_host_is_named_app_and_ip(played: Played, kubelet: Kubele
     assert (log_dir / "hello.log").is_file(), sorted(str(p) for p in played.log_root.rglob("*"))
     start = json.loads((log_dir / ".bootstrap.jsonl").read_text().splitlines()[0])
     assert (start["event"], start["app"], start["env"], start["ip"], start["pod"]) == ("start", "hello-jar", "qa", ip, played.pod)
-    assert played.exec("readlink", "/app/logs").stdout.strip() == f"/data/logs/hello-jar/{ip}"
+    # Through the image's link into the run dir's emptyDir, where the agent linked the log dir.
+    assert played.exec("readlink", "/app/logs").stdout.strip() == "/run/bootstrap/links/logs"
+    assert played.exec("readlink", "-f", "/app/logs").stdout.strip() == f"/data/logs/hello-jar/{ip}"
+    st = log_dir.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (played.pod_spec["securityContext"]["runAsUser"], 10000, 0o2750)
 
 
 def test_configmap_config_reaches_conf_d_env(played: Played) -> None:
@@ -120,18 +123,24 @@ def test_memory_limit_is_applied_to_the_container_cgroup(played: Played) -> None
 
 
 def test_user_and_capabilities_as_rendered(played: Played) -> None:
-    rendered = played.spec["securityContext"]
-    assert rendered["capabilities"]["drop"] == ["ALL"]
-    wanted = sum(1 << CAPABILITIES[c] for c in rendered["capabilities"]["add"])
-    agent = proc_status(host_pid(played))
-    assert agent["Uid"].split()[0] == str(rendered["runAsUser"]) == "0"
-    assert int(agent["CapBnd"], 16) == wanted and int(agent["CapEff"], 16) == wanted
-    assert agent["NoNewPrivs"].strip() == "1"  # allowPrivilegeEscalation: false
-    assert agent["Seccomp"].strip() == "2"  # seccompProfile RuntimeDefault: filter mode
-    app = proc_status(app_host_pid(played))
-    uid = played.exec("id", "-u", played.spec_env("BOOTSTRAP_USER")).stdout.strip()
-    assert app["Uid"].split() == [uid] * 4 and uid != "0"
-    assert int(app["CapEff"], 16) == 0  # the app runs as the user, with nothing effective
+    """Pod Security "restricted" as podman plays it: runAsUser/runAsGroup (the image's own ids),
+    every capability dropped and none added, no new privileges, RuntimeDefault seccomp and a
+    read-only root filesystem, for the agent and the app alike; and the app is ready."""
+    rendered, pod = played.spec["securityContext"], played.pod_spec["securityContext"]
+    assert rendered["capabilities"] == {"drop": ["ALL"]} and rendered["readOnlyRootFilesystem"] is True
+    assert pod["runAsNonRoot"] is True and pod["runAsUser"] == pod["runAsGroup"] > 0
+    assert "BOOTSTRAP_USER" not in {e["name"] for e in played.spec["env"]}
+    for pid in (host_pid(played), app_host_pid(played)):
+        fields = proc_status(pid)
+        assert fields["Uid"].split() == [str(pod["runAsUser"])] * 4
+        assert fields["Gid"].split() == [str(pod["runAsGroup"])] * 4
+        assert int(fields["CapBnd"], 16) == int(fields["CapEff"], 16) == int(fields["CapPrm"], 16) == 0
+        assert fields["NoNewPrivs"].strip() == "1"  # allowPrivilegeEscalation: false
+        assert fields["Seccomp"].strip() == "2"  # seccompProfile RuntimeDefault: filter mode
+    denied = played.exec("sh", "-c", "touch /app/x", check=False)
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    assert played.exec("sh", "-c", "touch /tmp/x /run/bootstrap/x && rm /tmp/x /run/bootstrap/x").returncode == 0
+    assert status(played)["state"] == "ready"
 
 
 def network_counters(played: Played) -> tuple[float, float]:

@@ -257,8 +257,9 @@ def test_max_bytes_removes_oldest_dead_first_and_reports_an_unmet_cap(node: Node
 
 
 def test_two_prunes_at_once(node: Node, populated: dict[str, Path]) -> None:
-    # One holds the root lock: a second exits at once, 0, having changed nothing.
-    fd = os.open(node.root / ".bootstrap-prune.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    # One holds the root lock (made as a pruner makes it: 0600, its own): a second exits at once, 0,
+    # having changed nothing.
+    fd = os.open(node.root / ".bootstrap-prune.lock", os.O_RDONLY | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     before = snapshot(node.root)
     try:
@@ -442,3 +443,21 @@ def test_loop_serves_metrics_and_stops_on_term(node: Node, populated: dict[str, 
     finally:
         loop.kill()
         loop.wait(10)
+
+
+def test_an_app_cannot_hold_the_pruners_lock(node: Node, populated: dict[str, Path]) -> None:
+    """A lock file an app made first (another uid, 0644) and flocks is not the pruner's: the pass
+    replaces it and runs; the one it makes is 0600, so an app can no longer open it."""
+    lock = node.root / ".bootstrap-prune.lock"
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
+    os.fchown(fd, 20001, 20001)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        result = prune(node.root, "--keep-days", "0")
+        assert result.returncode == 0, result.stderr
+        assert not result.stdout.startswith("skipped"), result.stdout
+        assert "was not the pruner's own" in result.stderr
+        st = lock.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (os.geteuid(), 0o600)
+    finally:
+        os.close(fd)

@@ -411,8 +411,8 @@ def test_checker_ends_when_its_supervisor_is_gone(tmp_path: Path, app: subproces
         finally:
             os._exit(0)
     os.close(report_w)
-    with os.fdopen(report_r) as report:
-        checker_pid = int(report.read(16))
+    checker_pid = int(os.read(report_r, 16))
+    os.close(report_r)
     try:
         wait_until(lambda: (rundir.read(settings.run_dir) or {}).get("supervisor_pid") == supervisor)
         os.kill(supervisor, signal.SIGKILL)

@@ -54,7 +54,7 @@ def test_plan_json(env: dict[str, str], tmp_path: Path) -> None:
                      f"{home}/logs": doc["log_dir"]}
     assert {"kind": "mkdir", "path": f"{tmp_path}/run"} in doc["actions"]
     for action in doc["actions"]:
-        assert set(action) <= {"kind", "path", "target", "uid", "gid", "reason"}
+        assert set(action) <= {"kind", "path", "target", "uid", "gid", "reason", "mode"}
 
 
 def test_plan_json_with_command_and_user(env: dict[str, str]) -> None:

@@ -28,6 +28,7 @@ SAMPLES: dict[str, tuple[str | None, Any, Any]] = {
     "app_home": (None, None, None),  # the fixture's home; covered by every other test
     "conf_source": ("cfg", "cfg", "<home>/cfg"),
     "conf_target": ("etc/conf", "etc/conf", "<home>/etc/conf"),
+    "conf_overlay": ("/srv/configmap", "/srv/configmap", "/srv/configmap"),
     "log_root": ("/srv/logs", "/srv/logs", "/srv/logs"),
     "log_dir": ("{app}/{pod}", "{app}/{pod}", "{app}/{pod}"),
     "log_link": ("var/log", "var/log", "<home>/var/log"),
@@ -38,6 +39,7 @@ SAMPLES: dict[str, tuple[str | None, Any, Any]] = {
     "stop_timeout": ("10", 10, 10.0),
     "exit_remap": ("143=0,130=0", {143: 0, 130: 0}, ((130, 0), (143, 0))),
     "thread_dump": ("yes", True, True),
+    "exit_on_failed": ("on", True, True),
     "http_port": ("9090", 9090, 9090),
     "live_port": ("9931", 9931, 9931),
     "ready_port": ("9932", 9932, 9932),
@@ -46,6 +48,10 @@ SAMPLES: dict[str, tuple[str | None, Any, Any]] = {
     "termination_log": ("/srv/term", "/srv/term", "/srv/term"),
     "checker_timeout": ("5", 5, 5.0),
     "jvm": ("OFF", False, "off"),  # YAML 1.1 reads a bare `off` as false
+    "reload": ("signal:HUP", "signal:SIGHUP", "signal:SIGHUP"),
+    "reload_debounce": ("0.5", 0.5, 0.5),
+    "reload_spread": ("30", 30, 30.0),
+    "reload_check": ("bin/check-config --strict", ["bin/check-config", "--strict"], ("bin/check-config", "--strict")),
     "start": (None, ["java", "-jar", "b.jar"], ("java", "-jar", "b.jar")),
     "links": (None, [{"source": "a", "target": "/b"}], (Link("a", "/b"),)),
     "log_links": (None, [{"path": "var/t", "subdir": "t"}], (LogLink("<home>/var/t", "t"),)),
@@ -126,7 +132,10 @@ def test_each_row_loads_from_environment_and_file(row: fields.Setting, home: Pat
             s = load(home, tmp_path, {row.env: env_text, **extra_env}, data)
             assert value_of(s, name) == expected(home, loaded)
             s = load(home, tmp_path, {row.env: ""}, data)
-            assert value_of(s, name) == expected(home, "1000" if name == "user" else loaded)
+            if name in table.EMPTY_MEANS_NONE:  # but `BOOTSTRAP_USER=` means "no switch": it clears the file's
+                assert value_of(s, name) is None
+            else:
+                assert value_of(s, name) == expected(home, "1000" if name == "user" else loaded)
     if not row.key:  # env-only rows are not keys of the settings file
         with pytest.raises(SettingError, match=f"unknown key '{row.name}'"):
             load(home, tmp_path, {}, {row.name: env_text or "x"})

@@ -176,6 +176,16 @@ the two (Helm merges maps key by key, which would add default requests to a user
 {{- end -}}
 {{- end -}}
 
+{{/* Where the ConfigMap is mounted as a directory: the agent's BOOTSTRAP_CONF_OVERLAY. */}}
+{{- define "microservice.confOverlay" -}}
+{{- printf "%s/conf.configmap" (.Values.agent.appHome | default "/app" | trimSuffix "/") -}}
+{{- end -}}
+
+{{/* "true" when a config change rolls the Deployment (checksum annotation), not the agent's reload. */}}
+{{- define "microservice.rollout" -}}
+{{- eq (.Values.reload.action | default "rollout") "rollout" -}}
+{{- end -}}
+
 {{- define "microservice.confDir" -}}
 {{- printf "%s/conf.d/%s" (.Values.agent.appHome | default "/app" | trimSuffix "/") (include "microservice.envDir" .) -}}
 {{- end -}}
@@ -191,19 +201,38 @@ the two (Helm merges maps key by key, which would add default requests to a user
 {{- end -}}
 
 {{/*
-Pod securityContext. Without agent.user the whole pod runs as the image's non-root USER; with it,
-the agent does setup as root and starts the app as that user, so runAsNonRoot cannot hold.
+Pod securityContext. Without agent.user the whole pod runs as the image's non-root USER (Pod
+Security "restricted"): runAsNonRoot, and runAsUser/runAsGroup from image.uid/image.gid, which
+Kubernetes needs for an image whose USER is a name. With agent.user, the agent does setup as root
+and starts the app as that user, so runAsNonRoot cannot hold.
 */}}
 {{- define "microservice.podSecurityContext" -}}
 {{- $ctx := dict "seccompProfile" (dict "type" "RuntimeDefault") -}}
 {{- if not .Values.agent.user -}}
 {{- $_ := set $ctx "runAsNonRoot" true -}}
+{{- if not (kindIs "invalid" .Values.image.uid) }}{{ $_ := set $ctx "runAsUser" (int64 .Values.image.uid) }}{{ end -}}
+{{- if not (kindIs "invalid" .Values.image.gid) }}{{ $_ := set $ctx "runAsGroup" (int64 .Values.image.gid) }}{{ end -}}
 {{- end -}}
 {{- toYaml (mergeOverwrite $ctx (deepCopy .Values.podSecurityContext)) -}}
 {{- end -}}
 
+{{/*
+The writable places of a read-only root filesystem, as (name, path, sizeLimit) emptyDirs: the
+agent's run dir (probe files, the log link), /tmp (temp files, the JVM's hsperfdata), the config
+link directory (<appHome>/conf), and each `writable` directory.
+*/}}
+{{- define "microservice.emptyDirs" -}}
+{{- $home := .Values.agent.appHome | default "/app" | trimSuffix "/" -}}
+- {name: run, path: {{ .Values.agent.runDir | trimSuffix "/" | quote }}, sizeLimit: {{ .Values.tmp.runSizeLimit | quote }}}
+- {name: tmp, path: /tmp, sizeLimit: {{ .Values.tmp.sizeLimit | quote }}}
+- {name: conf-links, path: {{ printf "%s/conf" $home | quote }}, sizeLimit: 16Mi}
+{{- range $i, $w := .Values.writable }}
+- {name: writable-{{ $i }}, path: {{ $w.path | trimSuffix "/" | quote }}{{ with $w.sizeLimit }}, sizeLimit: {{ . | quote }}{{ end }}}
+{{- end }}
+{{- end -}}
+
 {{- define "microservice.securityContext" -}}
-{{- $ctx := dict "allowPrivilegeEscalation" false "readOnlyRootFilesystem" false "privileged" false -}}
+{{- $ctx := dict "allowPrivilegeEscalation" false "readOnlyRootFilesystem" true "privileged" false -}}
 {{- if .Values.agent.user -}}
 {{- $_ := set $ctx "runAsUser" 0 -}}
 {{- $_ := set $ctx "runAsNonRoot" false -}}

@@ -160,11 +160,24 @@ the fix. deployment.yaml includes this first, so a bad values file renders nothi
   "BOOTSTRAP_READY_TIMEOUT" "agent.readyTimeoutSeconds" "BOOTSTRAP_IMAGE" "image.repository/tag/digest"
   "BOOTSTRAP_HTTP_PORT" "agent.httpPort" "BOOTSTRAP_USER" "agent.user"
   "BOOTSTRAP_LIVE_PORT" "agent.livePort" "BOOTSTRAP_READY_PORT" "agent.readyPort"
-  "BOOTSTRAP_LIVE_WINDOW" "agent.liveWindowSeconds" -}}
+  "BOOTSTRAP_LIVE_WINDOW" "agent.liveWindowSeconds" "BOOTSTRAP_CONF_OVERLAY" "configFiles.files"
+  "BOOTSTRAP_RELOAD" "reload.action" "BOOTSTRAP_RELOAD_SPREAD" "reload.spread" "BOOTSTRAP_RELOAD_CHECK" "reload.check" -}}
 {{- range $i, $e := $v.env -}}
 {{- if hasKey $reserved $e.name -}}
 {{- fail (printf "env[%d].name=%s is set by the chart from %s: set that value instead of env" $i $e.name (get $reserved $e.name)) -}}
 {{- end -}}
+{{- end -}}
+
+{{- $home := $v.agent.appHome | default "/app" | trimSuffix "/" -}}
+{{- $own := dict (trimSuffix "/" $v.agent.runDir) "agent.runDir" "/tmp" "the chart's /tmp" (printf "%s/conf" $home) "the config link directory (<appHome>/conf)" (trimSuffix "/" $v.logs.mountPath) "logs.mountPath" -}}
+{{- range $i, $w := $v.writable -}}
+{{- $path := trimSuffix "/" $w.path -}}
+{{- range $taken, $what := $own -}}
+{{- if or (eq $path $taken) (hasPrefix (printf "%s/" $taken) $path) (hasPrefix (printf "%s/" $path) $taken) -}}
+{{- fail (printf "writable[%d].path=%s overlaps %s (%s), which the chart mounts already: pick a directory of its own, e.g. %s/data" $i $w.path $taken $what $home) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $own $path (printf "writable[%d]" $i) -}}
 {{- end -}}
 
 {{- if $v.agent.user -}}

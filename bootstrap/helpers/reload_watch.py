@@ -1,0 +1,319 @@
+"""The config watcher: a process forked from PID 1 (never PID 1 itself) that watches the config
+layers (conf.d/common/, conf.d/<env>/ and the overlay) with inotify through watchdog, and tells
+PID 1 when their content has changed, after the debounce, the spread and the check.
+
+What counts as a change is decided by content, never by the kind of event: any inotify event (a
+write, a rename of the kubelet's `..data` link, an attribute change) only marks the layers dirty;
+once no event has come for BOOTSTRAP_RELOAD_DEBOUNCE seconds, the names and bytes of the linked
+files (links followed, `merged_layers` as config links see them) are hashed, and a hash equal to
+the applied one (or to one already turned down) is no change at all. So a `..data` swap to
+identical content, a touch, or a chmod never acts; a burst of writes acts once, on its final
+content. A slow re-hash every POLL_INTERVAL catches what inotify cannot see (a link to a file
+outside the watched directories).
+
+The channel to PID 1: the watcher writes one JSON line to a pipe PID 1 made for it (`msg_fd`),
+then exits with NOTIFY_EXIT. PID 1 reaps its helpers by pid, so that exit can come from this
+process alone: no signal an app or a user sends can be taken for it. Messages:
+- `{"event": "baseline", "hash", "files"}`: the content found at the first start;
+- `{"event": "change", "old", "new", "files", "changed", "check", "changed_at", "decided_at"}`,
+  then NOTIFY_EXIT: act (or, with a failed check, record that it was turned down);
+- from `post_main`: `{"event": "http", "ok", "detail"}`, then exit 0 (2xx) or 1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+from bootstrap import log
+from bootstrap.pid1 import configs, users
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from bootstrap.settings.table import Settings
+
+NOTIFY_EXIT = 75  # "a message is waiting": never a crash code (70) nor a signal death
+POLL_INTERVAL = 30.0  # a full re-hash even without events
+LOOP_WAKE = 0.25  # the main loop's longest sleep: heartbeats, debounce and spread deadlines
+CHECK_TIMEOUT = 60.0  # BOOTSTRAP_RELOAD_CHECK is killed after this long (and counts as failed)
+MAX_DEPTH = 8  # linked directories inside linked directories
+MAX_FILES = 1000  # config files hashed; more are left out, with a warning
+MAX_FILE_BYTES = 8 << 20  # bytes hashed per file; the rest of a larger file only by its size
+HTTP_TIMEOUT = 10.0  # http:URL: connect and answer, each
+READ_CHUNK = 1 << 16
+
+
+def _sha256() -> Any:
+    """The built-in SHA-256 (no OpenSSL: libcrypto would add megabytes to this process)."""
+    try:
+        from _sha256 import sha256  # Python <= 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # Python >= 3.12
+        except ImportError:
+            from hashlib import sha256
+    return sha256
+
+
+class Snapshot:
+    """The config as the app would see it: relative path -> SHA-256 of its bytes, and one hash of
+    the names and digests together."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+        sha = _sha256()()
+        for rel in sorted(files):
+            sha.update(f"{rel}\0{files[rel]}\n".encode("utf-8", "surrogateescape"))
+        self.hash = "sha256:" + sha.hexdigest()
+
+    def changed(self, old: dict[str, str]) -> list[str]:
+        return sorted(rel for rel in set(old) | set(self.files) if old.get(rel) != self.files.get(rel))
+
+
+class Hasher:
+    """Hashes the merged layers within the bounds, warning once per bound that is hit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.warned: set[str] = set()
+
+    def take(self) -> Snapshot:
+        merged = configs.merged_layers(self.settings)
+        if len(merged) > MAX_FILES:
+            self._warn("count", f"config reload: {len(merged)} config files, only the first {MAX_FILES} (by name) "
+                       "are compared; a change to the others is not seen")
+        files = {}
+        for rel in sorted(merged)[:MAX_FILES]:
+            files[rel] = self.digest(rel, merged[rel])
+        return Snapshot(files)
+
+    def digest(self, rel: str, path: str, depth: int = 0) -> str:
+        sha = _sha256()()
+        if os.path.isdir(path):  # a linked directory: its entries' names and bytes
+            if depth >= MAX_DEPTH:  # links in links: a loop, or deeper than any config goes
+                self._warn(rel, f"config reload: {rel} nests linked directories deeper than {MAX_DEPTH}; not compared")
+                return "too deep"
+            for inner in sorted(configs.layer_files(path))[:MAX_FILES]:
+                part = self.digest(os.path.join(rel, inner), os.path.join(path, inner), depth + 1)
+                sha.update(f"{inner}\0{part}\n".encode("utf-8", "surrogateescape"))
+            return str(sha.hexdigest())
+        try:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                left = MAX_FILE_BYTES
+                while left > 0:
+                    chunk = fh.read(min(READ_CHUNK, left))
+                    if not chunk:
+                        break
+                    sha.update(chunk)
+                    left -= len(chunk)
+        except OSError as exc:
+            return f"unreadable: {exc.strerror}"  # a dangling link: a change when it resolves again
+        if size > MAX_FILE_BYTES:
+            self._warn(rel, f"config reload: {rel} is {size} bytes; only its first {MAX_FILE_BYTES} bytes and its "
+                       "size are compared")
+            sha.update(f"\0size={size}".encode())
+        return str(sha.hexdigest())
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            log.warning(message)
+
+
+# Events of reading, not changing (newer watchdog reports them): the hashing itself opens every
+# file, and must not mark the layers dirty again.
+READ_EVENTS = frozenset({"opened", "closed_no_write"})
+
+
+class _Dirty:
+    """A watchdog event handler (watchdog only calls `dispatch`): any event but a read marks the
+    layers dirty; the content decides later whether anything changed."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def dispatch(self, event: Any) -> None:
+        if getattr(event, "event_type", "") not in READ_EVENTS:
+            self.watcher.mark()
+
+
+class Watcher:
+    def __init__(self, settings: Settings, applied: dict[str, Any] | None, refused: str | None,
+                 msg_fd: int, heartbeat_fd: int) -> None:
+        self.settings, self.msg_fd, self.heartbeat_fd = settings, msg_fd, heartbeat_fd
+        self.hasher = Hasher(settings)
+        self.applied, self.refused = applied, refused
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.last_event = 0.0  # monotonic time of the newest event; 0: none pending
+        self.first_event_at = 0.0  # wall time of the first event of the pending burst
+        self.observer: Any = None
+
+    def mark(self) -> None:
+        with self.lock:
+            if not self.last_event:
+                self.first_event_at = time.time()
+            self.last_event = time.monotonic()
+        self.wake.set()
+
+    def start(self) -> None:
+        self.observe()  # first: a change made while the snapshot is taken is an event, never lost
+        now = self.hasher.take()
+        if self.applied is None:
+            self.applied = {"hash": now.hash, "files": now.files}
+            self.send({"event": "baseline", "hash": now.hash, "files": now.files})
+        elif now.hash not in (self.applied["hash"], self.refused):
+            self.mark()  # changed while PID 1 acted on the last change: debounce it like any other
+
+    def observe(self) -> None:
+        try:
+            import logging
+
+            from watchdog.observers import Observer
+
+            logging.getLogger("watchdog").addHandler(logging.NullHandler())
+            logging.getLogger("watchdog").propagate = False
+            self.observer = Observer()
+            for layer in configs.layer_dirs(self.settings):
+                if os.path.isdir(layer):
+                    self.observer.schedule(_Dirty(self), os.path.realpath(layer), recursive=True)
+            self.observer.start()
+        except (ImportError, OSError, RuntimeError) as exc:
+            log.warning(f"config reload: cannot watch the config with inotify ({exc}); re-reading it every "
+                        f"{POLL_INTERVAL:g}s instead (raise fs.inotify.max_user_watches if that is the cause)")
+            self.observer = None
+
+    def run(self) -> NoReturn:
+        self.start()
+        poll_at = time.monotonic() + POLL_INTERVAL
+        while True:
+            self.beat()
+            now = time.monotonic()
+            if now >= poll_at:
+                poll_at = now + POLL_INTERVAL
+                if self.hasher.take().hash not in (self.applied["hash"], self.refused):  # type: ignore[index]
+                    self.mark()
+            with self.lock:
+                pending = self.last_event
+            wait = LOOP_WAKE
+            if pending:
+                quiet_for = now - pending
+                if quiet_for >= self.settings.reload_debounce:
+                    self.settled(pending)
+                else:  # wake when the debounce ends, not up to a loop period later
+                    wait = min(wait, self.settings.reload_debounce - quiet_for)
+            self.wake.wait(wait)
+            self.wake.clear()
+
+    def settled(self, pending: float) -> None:
+        """No event for the debounce: compare, wait out the spread, check, tell PID 1."""
+        snap = self.hasher.take()
+        assert self.applied is not None
+        if snap.hash in (self.applied["hash"], self.refused):
+            with self.lock:
+                if self.last_event == pending:
+                    self.last_event = 0.0
+            log.debug("config reload: events, but the same names and bytes: nothing to do")
+            return
+        if not self.spread_out(pending):
+            return  # a newer change came during the spread: start again from the debounce
+        check = self.check()
+        self.send({"event": "change", "old": self.applied["hash"], "new": snap.hash, "files": snap.files,
+                   "changed": snap.changed(self.applied["files"]), "check": check,
+                   "changed_at": self.first_event_at, "decided_at": time.time()})
+        os._exit(NOTIFY_EXIT)
+
+    def spread_out(self, pending: float) -> bool:
+        """Waits this pod's share of BOOTSTRAP_RELOAD_SPREAD; False when an event came meanwhile."""
+        delay = spread_delay(self.settings.reload_spread, self.settings.pod or os.uname().nodename)
+        if delay > 0:
+            log.info(f"config reload: the config changed; acting in {delay:.1f}s (this pod's share of the "
+                     f"{self.settings.reload_spread:g}s spread)")
+        until = time.monotonic() + delay
+        while time.monotonic() < until:
+            self.beat()
+            self.wake.wait(min(LOOP_WAKE, max(0.0, until - time.monotonic())))
+            self.wake.clear()
+            with self.lock:
+                if self.last_event != pending:
+                    return False
+        return True
+
+    def check(self) -> dict[str, Any] | None:
+        argv = self.settings.reload_check
+        if not argv:
+            return None
+        from bootstrap.helpers.checks import check_cmd
+
+        began = time.monotonic()
+        result = check_cmd(argv, CHECK_TIMEOUT, users.switch(self.settings.user))
+        return {"ok": result.ok, "detail": result.detail, "seconds": round(time.monotonic() - began, 3)}
+
+    def beat(self) -> None:
+        try:
+            os.write(self.heartbeat_fd, b".")
+        except OSError:
+            pass  # pipe full (PID 1 reads later) or closed (it is about to kill us)
+
+    def send(self, message: dict[str, Any]) -> None:
+        send(self.msg_fd, message)
+
+
+def send(fd: int, message: dict[str, Any]) -> None:
+    """One JSON line to PID 1, whole: the write end is made blocking here, so a long line waits for
+    PID 1 to read rather than being cut."""
+    data = (json.dumps(message, sort_keys=True) + "\n").encode()
+    os.set_blocking(fd, True)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def spread_delay(spread: float, pod: str) -> float:
+    """A delay in [0, spread), the same every time for one pod name and spread evenly over names."""
+    if spread <= 0:
+        return 0.0
+    digest = _sha256()(pod.encode("utf-8", "surrogateescape")).digest()
+    return spread * int.from_bytes(digest[:4], "big") / 2.0 ** 32
+
+
+def watch_main(settings: Settings, applied: dict[str, Any] | None, refused: str | None, msg_fd: int,
+               heartbeat_fd: int) -> NoReturn:
+    """Runs in a process forked from PID 1 (every catchable signal blocked, inherited; PID 1 ends
+    it with SIGKILL). `applied`: the content the app was last given ({hash, files}), None at the
+    first start; `refused`: a hash whose check failed. Never returns."""
+    try:
+        os.chdir(settings.app_home)  # the check runs in APP_HOME
+    except OSError:
+        pass
+    try:
+        Watcher(settings, applied, refused, msg_fd, heartbeat_fd).run()
+    except Exception as exc:  # PID 1 restarts us; say why we went
+        log.error(f"config watcher crashed: {exc!r}")
+    finally:
+        os._exit(70)
+
+
+def post_main(url: str, msg_fd: int, heartbeat_fd: int) -> NoReturn:
+    """http:URL: one POST with an empty body; exit 0 on a 2xx answer, 1 otherwise."""
+    import urllib.error
+    import urllib.request
+
+    ok, detail = False, ""
+    try:
+        request = urllib.request.Request(url, data=b"", method="POST", headers={"User-Agent": "bootstrap-reload"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the app's own endpoint: no proxy
+        with opener.open(request, timeout=HTTP_TIMEOUT) as response:
+            ok, detail = 200 <= response.status < 300, f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        detail = f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        detail = f"no answer: {getattr(exc, 'reason', exc)}"
+    try:
+        send(msg_fd, {"event": "http", "ok": ok, "detail": detail[:200]})
+    finally:
+        os._exit(0 if ok else 1)
