@@ -2,7 +2,7 @@
 default probes, the agent's CPU per probe, and what both mean for a rolling update.
 
 - *Lag after*: measured. The chart is rendered with its defaults (helm-python-sdk), and the kubelet
-  stand-in of the pod tier (tests/pod/kubelet.py) runs the rendered probes against a real agent;
+  stand-in of the pod tier (dockerfile_gen.pod.kubelet) runs the rendered probes against a real agent;
   the app becomes ready (a file its readiness command tests appears) a random time after the spawn,
   and the lag runs from that moment to the stand-in taking a readiness Success.
 - *Lag before*: the same worker rules on a virtual clock with the old defaults (startup
@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.pod.kubelet import ContainerState, Kubelet  # noqa: E402
+from dockerfile_gen.pod.kubelet import ContainerState, Kubelet  # noqa: E402
 
 LIVE_PORT, READY_PORT = 23201, 23202  # the bench's own ports (the chart's defaults are 9931/9932)
 OLD_DEFAULTS = {"startup": 30.0, "readiness": 5.0, "liveness": 30.0}  # the exec-probe chart before

@@ -718,7 +718,7 @@ def report(b: Bench, elapsed: float, load: str) -> tuple[str, str]:
                  + fmt(podman["cpu_ms"] * 840 / 1000, 1) + " CPU-s per pod and hour on the node"
                  if podman else "`podman exec` was not measured (no container cache: run the container tier once)")
     sections.append("### 6. Probes as the kubelet sees them\n\nThe chart rendered with its defaults; the pod tier's "
-                    "kubelet stand-in (tests/pod/kubelet.py: the kubelet's prober-worker rules) runs the rendered "
+                    "kubelet stand-in (dockerfile_gen.pod.kubelet: the kubelet's prober-worker rules) runs the rendered "
                     "probes against a real agent, whose app becomes ready (its readiness command's file appears) "
                     "0.3-2.3 s after the spawn. *Lag* runs from that moment to the stand-in taking readiness "
                     "Success. *Before* is the same worker rules on a virtual clock with the former exec defaults "

@@ -8,7 +8,8 @@ each module then in sys.modules is kept. Sources stay: a module whose .pyc is go
 compiled in memory (PYTHONDONTWRITEBYTECODE is set in the image). Only Debian's Python directories
 are pruned, never the agent's own (/usr/local).
 
-Usage (the root's Dockerfile): PYTHONPATH=AGENT_SITE python3 -m dockerfile_gen.bytecode DIR...
+Usage (the root's Dockerfile): PYTHONPATH=AGENT_SITE python3 -m dockerfile_gen.bytecode
+AGENT_SITE/bootstrap DIR... (the agent's package directory, then the directories to prune).
 Standard library only.
 """
 from __future__ import annotations
@@ -72,10 +73,11 @@ def prune(directories: Iterable[str], keep: set[str]) -> tuple[int, int]:
 
 
 def main(argv: list[str]) -> int:
-    import bootstrap
-
-    keep = import_all(agent_modules(os.path.dirname(os.path.abspath(bootstrap.__file__))))
-    count, size = prune(argv, keep)
+    if len(argv) < 2:
+        print("usage: python3 -m dockerfile_gen.bytecode AGENT_PACKAGE_DIR DIR...", file=sys.stderr)
+        return 64
+    keep = import_all(agent_modules(argv[0], os.path.basename(os.path.normpath(argv[0]))))
+    count, size = prune(argv[1:], keep)
     print(f"bytecode: kept {len(keep)} modules' .pyc, removed {count} files ({size / 1e6:.1f} MB)")
     return 0
 

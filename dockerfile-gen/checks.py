@@ -19,8 +19,9 @@ IMAGE_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
 PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 # Relative build-context paths: no shell or Dockerfile metacharacters, no whitespace.
 REL_PATH = re.compile(r"[A-Za-z0-9_@+=,.-][A-Za-z0-9_@+=,./-]*")
-# JVM options end up unquoted in `exec java $JAVA_OPTS …`, so globbing and splitting
-# characters are refused along with the usual shell metacharacters.
+# JVM options go into JAVA_TOOL_OPTIONS, which the JVM splits on whitespace, and may be expanded
+# unquoted by a shell start (`exec java $JAVA_OPTS …`), so globbing and splitting characters are
+# refused along with the usual shell metacharacters.
 JVM_OPTION = re.compile(r"-[A-Za-z0-9_@+=,.:/%-]*")
 LABEL_KEY = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -200,7 +200,7 @@ def _agent_stage(parent_ref: str) -> list[str]:
         f"FROM {parent_ref} AS {AGENT_STAGE}",
         *_apt_install(["python3-pip"]),
         f"COPY {WHEEL_DIR}/ /tmp/{WHEEL_DIR}/",
-        "RUN pip install --no-cache-dir --no-deps --no-index --break-system-packages --root /agent"
+        "RUN pip install --no-cache-dir --no-deps --no-index --break-system-packages --ignore-installed --root /agent"
         f" /tmp/{WHEEL_DIR}/*.whl{CONT}&& ln -sr /agent/usr/local/lib/python3*/dist-packages /agent/site",
         "",
     ]
@@ -225,7 +225,7 @@ def _base_install(image: ResolvedImage, stage: list[str], agent_digest: str) -> 
         before = _dpkg_paths(base)
         agent = f"/tmp/agent-{agent_digest[:12]}" if agent_digest else "/tmp/agent"
         mount = f"--mount=type=bind,from={AGENT_STAGE},source=/agent,target={agent}"
-        after = [f"PYTHONPATH={agent}/site python3 -m dockerfile_gen.bytecode {PYTHON_DIRS}"]
+        after = [f"PYTHONPATH={agent}/site python3 -m dockerfile_gen.bytecode {agent}/site/bootstrap {PYTHON_DIRS}"]
     if base.jlink is not None:
         mount, first = jlink.install_prefix(stage)
         before = [first]

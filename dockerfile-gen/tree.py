@@ -159,6 +159,8 @@ def parse_image(data: Any, path: str) -> BaseImage:
     provides = _provides(doc.get("provides"), path)
     if doc.get("jlink") is not None and "java" not in provides:
         checks.fail(path, "jlink", "needs provides.java: the runtime's Java major")
+    if doc.get("jlink") is not None and parent is None:
+        checks.fail(path, "jlink", "a root carries the agent, not a runtime: link it in an image below the root")
     version = doc.get("version")
     if version is None:
         checks.fail(path, "version", "is required: it is the image's tag")

@@ -38,14 +38,15 @@ class Watch:
         except queue.Empty:
             event = None
         while event is not None:
-            self.said(event)
+            self.tell(event)
             event = self.events.get_nowait() if not self.events.empty() else None
         if self.ready or time.monotonic() < self.next_poll:
             return {}
         self.next_poll = time.monotonic() + POLL
         return self.poll_agent()
 
-    def said(self, event: Event) -> None:
+    def tell(self, event: Event) -> None:
+        """One line for a state change the kubelet took, with the agent's reason where it has one."""
         kind, result = event.what, event.detail
         if (kind, result) == ("startup", SUCCESS):
             self.say("started: the startup probe passed (the agent runs the app)")

@@ -5,6 +5,7 @@ records its start-to-ready time (docs/dockerfile-gen.md quotes them)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -46,6 +47,9 @@ def _run_app(engine: Engine, tmp_path: Path, app: str, kind: str, java: int | No
     assert "STEP" in built.stdout or built.returncode == 0
     logs = tmp_path / "logs"
     logs.mkdir()
+    # As helm/node-logs sets up a node's log root: the app runs as its image's own non-root user.
+    os.chown(logs, 0, 10000)
+    logs.chmod(0o3753)
     engine.podman("run", "-d", "--name", name, "-e", "APP_ENV=qa", "-v", f"{logs}:/data/logs", image)
     try:
         ip = engine.podman("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()

@@ -46,6 +46,7 @@ def slim_tree(tmp_path: Path, *extra: dict[str, Any]) -> Tree:
         ({**ROOT, "keep_paths": ["/a b"]}, r"keep_paths\[0\]"),
         ({**ROOT, "size_budget_mb": 0}, r"size_budget_mb: 0 is out of range"),
         ({**ROOT, "size_budget_mb": "200MB"}, r"size_budget_mb: must be an integer"),
+        ({**ROOT, "provides": {"java": 17}, "jlink": JRE["jlink"]}, r"jlink: a root carries the agent, not a runtime"),
     ],
 )
 def test_bad_root_keys(tmp_path: Path, image: dict[str, Any], message: str) -> None:
@@ -169,7 +170,7 @@ def test_root_dockerfile_has_the_agent_stage_paths_and_pruning(tmp_path: Path) -
     final = text.split(f"\nFROM {ref}\n")[1]
     assert "'path-exclude /usr/share/doc/*'" in final and "'path-include /usr/share/doc/*/copyright'" in final
     assert final.index("path-exclude") < final.index("apt-get install"), "dpkg reads the rules before the first install"
-    assert "python3 -m dockerfile_gen.bytecode /usr/lib/python3 /usr/lib/python3.*" in final
+    assert "python3 -m dockerfile_gen.bytecode /tmp/agent/site/bootstrap /usr/lib/python3 /usr/lib/python3.*" in final
     assert "/var/cache/apt/*.bin" in final
     assert "COPY --from=agent /agent/usr/local/ /usr/local/" in final
     assert render_base_dockerfile(tree.images["root"], tree, "p", {"root": "localhost/debian:bookworm"}).count("FROM localhost/debian:bookworm") == 2
