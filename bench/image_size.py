@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dockerfile_gen.tree import load_tree  # noqa: E402
-from tests.container.registries import RegistryProcess  # noqa: E402
 from tests.podman_engine import CACHE, Engine, compile_app, import_roots, tree_build  # noqa: E402
+from tests.support.registries import RegistryProcess  # noqa: E402
 
 BASELINE_REF = "fbedf2ad3e5cd2e67286a3170f6f9c1dc5bbf02d"  # the tree before the slim bases (issue 22)
 SLIM_PREFIX, TODAY_PREFIX = "localhost/base", "localhost/today"
@@ -59,7 +59,7 @@ def baseline_generator(work: Path, ref: str = BASELINE_REF) -> Path:
     dest = work / "today"
     dest.mkdir()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref, "image-tree", "dockerfile-gen",
-                              "bootstrap", "setup.cfg", "pyproject.toml", "README.md"], capture_output=True, check=True)
+                              "bootstrap", "helm", "setup.cfg", "pyproject.toml", "README.md"], capture_output=True, check=True)
     (work / "today.tar").write_bytes(archive.stdout)
     subprocess.run(["tar", "-x", "-f", str(work / "today.tar"), "-C", str(dest)], check=True)
     (dest / "dockerfile_gen").symlink_to("dockerfile-gen")
@@ -184,27 +184,27 @@ def write_doc(text: str) -> None:
     DOC.write_text(doc)
 
 
-def build_both(engine: Engine, work: Path) -> tuple[float, float]:
-    """Builds the slim tree (this checkout) and today's (BASELINE_REF) from an empty store; returns
-    their cold build seconds."""
+def build_both(engine: Engine, today_source: Path) -> tuple[float, float]:
+    """Builds the slim tree (this checkout) and today's (baseline_generator's checkout) from an
+    empty store; returns their cold build seconds."""
     CACHE.mkdir(parents=True, exist_ok=True)
     slim = tree_build(engine, images=IMAGES)
     log(f"slim tree built in {slim.seconds:.0f} s")
     import_roots(engine)
-    today = build_today(engine, baseline_generator(work), IMAGES)
+    today = build_today(engine, today_source, IMAGES)
     log(f"today's tree built in {today:.0f} s")
     return slim.seconds, today
 
 
 if __name__ == "__main__":
-    from tests.podman_engine import private_engine, remove_engine
-
     import tempfile
+
+    from tests.podman_engine import private_engine, remove_engine
 
     bench_engine = private_engine(prefix="k8sjb-image-size-")
     try:
         with tempfile.TemporaryDirectory(prefix="image-size-", dir=os.environ.get("TMPDIR", "/var/tmp")) as tmp:
-            seconds = build_both(bench_engine, Path(tmp))
+            seconds = build_both(bench_engine, baseline_generator(Path(tmp)))
             result = run(bench_engine, Path(tmp), *seconds)
             print(result)
             if "--no-docs" not in sys.argv:

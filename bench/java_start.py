@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import image_size  # noqa: E402
+
 from tests.podman_engine import (  # noqa: E402  (the container tier's set-up, reused as is)
     Engine,
     compile_app,
@@ -124,18 +125,19 @@ def main() -> int:
         results: dict[tuple[str, int, str, str], list[float]] = {}
         with tempfile.TemporaryDirectory(prefix="java-start-", dir="/var/tmp") as tmp:
             work = Path(tmp)
-            # Build both trees first (today's generator comes with today's tree), then generate:
-            # a wrong placement fails before the runs.
-            seconds = image_size.build_both(engine, work)
-            today = work / "today"
-            images = {}
+            # Generate first, with each tree's generator: a wrong placement fails before the builds.
+            today = image_size.baseline_generator(work)
+            generated, images = {}, {}
             for app, kind, java, base in CASES:
                 for tree, source in (("slim", None), ("today", today)):
                     context, dockerfile, chosen = generate_app(work, engine, app, kind, java, source)
                     if chosen != base:
                         raise SystemExit(f"{app} (java {java}, {tree}) was placed on {chosen}, expected {base}")
-                    images[(app, java, base, tree)] = f"localhost/apps/{tree}-{app}-java{java}:bench"
-                    engine.podman("build", "--format", "docker", "-t", images[(app, java, base, tree)], "-f", str(dockerfile), str(context))
+                    generated[(app, java, base, tree)] = (context, dockerfile)
+            seconds = image_size.build_both(engine, today)
+            for key, (context, dockerfile) in generated.items():
+                images[key] = f"localhost/apps/{key[3]}-{key[0]}-java{key[1]}:bench"
+                engine.podman("build", "--format", "docker", "-t", images[key], "-f", str(dockerfile), str(context))
             for run in range(args.runs):  # interleaved, so a burst of load hits every case alike
                 for key, image in images.items():
                     logs = work / f"logs-{key[0]}-{key[1]}-{key[3]}-{run}"

@@ -42,7 +42,7 @@ REPLICAS, SURGE = 20, 5
 
 def rendered_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
     """The chart's default probes (ports moved to the bench's range): (container, pod spec)."""
-    from tests.chart import chartlib
+    from tests.support import chart as chartlib
 
     values = {"image": {"repository": "bench/app", "tag": "1"}, "app": {"env": "prod"},
               "agent": {"livePort": LIVE_PORT, "readyPort": READY_PORT}}

@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.container.registries import RegistryProcess  # noqa: E402
 from tests.podman_engine import CONTAINERS_CONF, REGISTRIES_CONF, STORAGE_CONF, ensure_rootfs  # noqa: E402
+from tests.support.registries import RegistryProcess  # noqa: E402
 
 DOC = REPO / "docs" / "registry.md"
 BEGIN, END = "<!-- bench:replication begin -->", "<!-- bench:replication end -->"

@@ -127,18 +127,20 @@ def dockerfile_lines(name: str, uid: int, groups: tuple[str, ...], writable: tup
                      redirects: tuple[tuple[str, str], ...], replace: bool = False) -> list[str]:
     """The account (uid N, its own group N), the directories the app and the agent may write, the
     links from the image's log paths to where the agent links them (`redirects`: (path, link)).
-    `replace`: the base has an account of that name, which gives way to the app's own. Everything
-    else stays root's."""
-    extra = f" --groups {','.join(groups)}" if groups else ""
+    `groups`: a servlet container's group, whose files (its config, 0640; its webapps, 0775) pass to
+    the app's group N: a numeric USER gets no supplementary group from /etc/group under every
+    runtime, its own group it always has. `replace`: the base has an account of that name, which
+    gives way to the app's own. Everything else stays root's."""
     drop = f"userdel {name} && (groupdel {name} 2>/dev/null || true) && " if replace else ""
-    dirs = " ".join([RUN_DIR, CONF_DIR, *writable])
     cont = " \\\n    "
+    adopt = "".join(f"{cont}&& find / -xdev -group {group} -exec chgrp -h {uid} {{}} +" for group in groups)
+    dirs = " ".join([RUN_DIR, CONF_DIR, *writable])
     links = "".join(f"{cont}&& rm -rf {path} && ln -s {link} {path}" for path, link in redirects)
     return [
         "# The app's own user and group (uid = gid, docs/dockerfile-gen.md \"Users\"); its files stay root's.",
-        f"RUN {drop}groupadd --system --gid {uid} {name}{cont}&& useradd --system --no-log-init --uid {uid} --gid {uid}{extra}"
+        f"RUN {drop}groupadd --system --gid {uid} {name}{cont}&& useradd --system --no-log-init --uid {uid} --gid {uid}"
         f" --home-dir {APP_HOME} --no-create-home --shell /usr/sbin/nologin {name}"
-        f"{cont}&& install -d -o {uid} -g {uid} -m 0750 {dirs}{links}",
+        f"{cont}&& install -d -o {uid} -g {uid} -m 0750 {dirs}{adopt}{links}",
     ]
 
 

@@ -28,7 +28,7 @@ class Servlet:
     logs: str
     start: tuple[str, ...]
     user: str
-    group: str = ""  # the app's account joins it: the container's config files are readable by it
+    group: str = ""  # its files pass to the app's group: the container's config files are readable by it
     writable: tuple[str, ...] = ()  # what the container writes besides its logs (emptyDirs in the chart)
     unpacks: bool = False  # it unpacks the WAR into webapps/ at start: the root filesystem stays writable
 

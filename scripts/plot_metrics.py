@@ -37,9 +37,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 
-from tests.conftest import wait_until  # noqa: E402
-from tests.process.metrics_support import Prometheus, free_port, get  # noqa: E402
-from tests.process.support import BOOTSTRAP, Agent, app_tree  # noqa: E402
+from tests.support.agent import BOOTSTRAP, Agent, app_tree  # noqa: E402
+from tests.support.prometheus import Prometheus, free_port, get  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 # The demo app. Its timeline is in seconds since it started (the agent spawns it at once).
 APP = r'''import http.server, os, signal, subprocess, sys, threading, time

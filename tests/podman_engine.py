@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from dockerfile_gen import apt_sources
-from tests.conftest import require, require_root
+from tests.support.paths import REPO
+from tests.support.prereq import require, require_root
 
-REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "container"
 # Each tree root and the Debian suite its rootfs is made from; imported as localhost/debian:<suite>.
 ROOT_SUITES = {"root": "bookworm", "root-trixie": "trixie"}

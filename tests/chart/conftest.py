@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from tests.conftest import require
+from tests.support.prereq import require
 
 REQUIRED = ("helm_python", "kubernetes_validate", "yamllint", "jsonschema")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart import chartlib
-from tests.chart.chartlib import CASES, MICROSERVICE, NODE_LOGS
+from tests.support import chart as chartlib
+from tests.support.chart import CASES, MICROSERVICE, NODE_LOGS
 
 pytestmark = pytest.mark.chart
 

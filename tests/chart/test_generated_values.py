@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.chart import chartlib
-from tests.chart.chartlib import MICROSERVICE, REPO
-from tests.conftest import require
+from tests.support import chart as chartlib
+from tests.support.chart import MICROSERVICE, REPO
+from tests.support.prereq import require
 
 pytestmark = pytest.mark.chart
 

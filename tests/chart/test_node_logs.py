@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart import chartlib
-from tests.chart.chartlib import NODE_LOGS, Rendered
+from tests.support import chart as chartlib
+from tests.support.chart import NODE_LOGS, Rendered
 
 pytestmark = pytest.mark.chart
 

@@ -10,8 +10,8 @@ import pytest
 
 from bootstrap.node.cli import parse
 from bootstrap.sizes import QUANTITY_RE
-from tests.chart import chartlib
-from tests.chart.chartlib import NODE_LOGS, Rendered
+from tests.support import chart as chartlib
+from tests.support.chart import NODE_LOGS, Rendered
 
 pytestmark = pytest.mark.chart
 

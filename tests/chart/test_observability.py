@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from tests.chart import chartlib
-from tests.chart.chartlib import MICROSERVICE, Rendered
+from tests.support import chart as chartlib
+from tests.support.chart import MICROSERVICE, Rendered
 
 pytestmark = pytest.mark.chart
 

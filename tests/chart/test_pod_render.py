@@ -13,7 +13,7 @@ import pytest
 
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.pod import chart_render, play
-from tests.chart import chartlib
+from tests.support import chart as chartlib
 
 pytestmark = pytest.mark.chart
 

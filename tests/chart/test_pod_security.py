@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from dockerfile_gen.cli import main as generate
-from tests.chart import chartlib
-from tests.chart.chartlib import CASES, MICROSERVICE
+from tests.support import chart as chartlib
+from tests.support.chart import CASES, MICROSERVICE
 
 pytestmark = pytest.mark.chart
 

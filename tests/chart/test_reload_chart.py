@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.chart import chartlib
-from tests.chart.chartlib import CASES, MICROSERVICE, Rendered
+from tests.support import chart as chartlib
+from tests.support.chart import CASES, MICROSERVICE, Rendered
 
 pytestmark = pytest.mark.chart
 

@@ -32,8 +32,8 @@ import yaml
 from bootstrap.settings import parsers, resolve, table
 from dockerfile_gen.cli import main
 from dockerfile_gen.errors import EXIT_USER_ERROR
-from tests.chart import chartlib
-from tests.chart.chartlib import MICROSERVICE, REPO
+from tests.support import chart as chartlib
+from tests.support.chart import MICROSERVICE, REPO
 
 pytestmark = pytest.mark.chart
 

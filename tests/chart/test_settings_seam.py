@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bootstrap.settings import parsers, table
-from tests.chart.chartlib import CASES, MICROSERVICE, fail_message, load_values, render
+from tests.support.chart import CASES, MICROSERVICE, fail_message, load_values, render
 
 AGENT_VARIABLES = {row.env for row in table.SETTINGS if row.env}
 # chart value -> the agent setting it is exported as, where the chart's default is the agent's

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
 from tests.podman_engine import REPO, REPORT, Engine, TreeBuild, compile_app, record, start_to_ready
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.container
 

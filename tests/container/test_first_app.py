@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import wait_until
-from tests.container.registries import RegistryProcess
 from tests.podman_engine import REPO, Engine, compile_app, record
+from tests.support.registries import RegistryProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.container
 

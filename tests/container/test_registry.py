@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, wait_until
 from tests.podman_engine import BASE_PREFIX, Engine, TreeBuild, record, tree_build
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.container
 

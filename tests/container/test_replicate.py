@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.registries import RegistryProcess, free_port
 from tests.podman_engine import REPO, Engine, TreeBuild, compile_app, tree_build
+from tests.support.registries import RegistryProcess, free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.replication]
 

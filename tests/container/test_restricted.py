@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import wait_until
 from tests.podman_engine import REPO, Engine, compile_app, record, start_to_ready, tree_build
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.container
 

@@ -14,10 +14,13 @@ from typing import Any, Callable
 import psutil
 import pytest
 
-from tests.conftest import BOOTSTRAP, app_tree, require_root, require_tool, wait_until
-from tests.process.support import Agent
+from tests.support.agent import Agent
+from tests.support.apptree import app_tree
+from tests.support.paths import BOOTSTRAP, REPO
+from tests.support.prereq import require_root, require_tool
+from tests.support.waiting import wait_until
 
-PRIVATE_MOUNTS = str(Path(__file__).with_name("private_mounts.py"))
+PRIVATE_MOUNTS = str(REPO / "tests" / "support" / "apps" / "private_mounts.py")
 ENOSPC_TEXT = "No space left on device"
 EROFS_TEXT = "Read-only file system"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
 from tests.fault.conftest import ENOSPC_TEXT, EROFS_TEXT, FaultStart, fill_up
-from tests.process.support import APP
+from tests.support.agent import APP
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.fault
 

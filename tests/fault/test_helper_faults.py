@@ -12,18 +12,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Callable
 
 import psutil
 import pytest
 
-from tests.conftest import BOOTSTRAP, free_port, http_code, require_root, require_tool, wait_until
-from tests.process.support import APP, Agent
+from tests.support.agent import APP, Agent
+from tests.support.net import free_port, http_code
+from tests.support.paths import BOOTSTRAP, REPO
+from tests.support.prereq import require_root, require_tool
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.fault
 
-NO_IPV6 = str(Path(__file__).with_name("no_ipv6.py"))
+NO_IPV6 = str(REPO / "tests" / "support" / "apps" / "no_ipv6.py")
 PROBE_TIMEOUT = 1.0  # the kubelet's default timeoutSeconds
 
 Launch = Callable[..., Agent]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOOTSTRAP, app_tree
+from tests.support.apptree import app_tree
+from tests.support.paths import BOOTSTRAP
 
 pytestmark = pytest.mark.fault
 

@@ -13,8 +13,9 @@ import pytest
 from bootstrap.node import remove
 from bootstrap.node.prune import Options, run_pass
 from bootstrap.node.scan import Scan
-from tests.conftest import BOOTSTRAP, require_root, require_tool
 from tests.process.test_prune import Node, acted, age, dead_dir, prune, snapshot
+from tests.support.paths import BOOTSTRAP
+from tests.support.prereq import require_root, require_tool
 
 pytestmark = pytest.mark.fault
 

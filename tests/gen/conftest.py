@@ -12,8 +12,8 @@ import yaml
 from dockerfile_gen.spec import AppSpec
 from dockerfile_gen.specfile import load_spec
 from dockerfile_gen.tree import Tree, load_tree
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 IMAGE_TREE = REPO / "image-tree"
 EXAMPLES = REPO / "examples" / "apps"
 # The examples' artifacts are built by their pipelines (tests/container compiles two of them).

@@ -9,8 +9,8 @@ import yaml
 
 from dockerfile_gen.cli import main
 from dockerfile_gen.errors import EXIT_USER_ERROR
-from tests.conftest import require_tool
 from tests.gen.conftest import EXAMPLES, IMAGE_TREE, NOT_BUILT
+from tests.support.prereq import require_tool
 
 TREE = ["--tree", str(IMAGE_TREE)]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dockerfile_gen.cli import main
-from tests.conftest import require
 from tests.gen.conftest import EXAMPLES, IMAGE_TREE, NOT_BUILT
+from tests.support.prereq import require
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -14,7 +14,7 @@ from dockerfile_gen.cli import main
 from dockerfile_gen.registry.client import Client
 from dockerfile_gen.registry.endpoint import Endpoint
 from dockerfile_gen.registry.session import RegistryError
-from tests.gen.fake_registry import FakeRegistry
+from tests.support.fake_registry import FakeRegistry
 
 SECRET = "Basic " + base64.b64encode(b"sync:s3cret").decode()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dockerfile_gen.cli import main
-from tests.gen.fake_registry import FakeRegistry
+from tests.support.fake_registry import FakeRegistry
 
 
 @dataclass

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require, require_root, require_tool
+from tests.support.paths import REPO
+from tests.support.prereq import require, require_root, require_tool
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 import jvmlab  # noqa: E402
-
 
 
 @pytest.fixture(scope="session")

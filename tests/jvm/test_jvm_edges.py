@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from bootstrap.pid1 import cgroups, jvm
-from tests.conftest import BOOTSTRAP, require_tool
 from tests.jvm.conftest import jvmlab
 from tests.jvm.test_jvm_memory import picked_up
+from tests.support.paths import BOOTSTRAP
+from tests.support.prereq import require_tool
 
 pytestmark = pytest.mark.jvm
 MiB = 1 << 20

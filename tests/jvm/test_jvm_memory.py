@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from bootstrap.pid1 import jvm
-from tests.conftest import BOOTSTRAP, require_tool
 from tests.jvm.conftest import jvmlab
-from tests.process.support import Agent
+from tests.support.agent import Agent
+from tests.support.paths import BOOTSTRAP
+from tests.support.prereq import require_tool
 
 pytestmark = pytest.mark.jvm
 MiB = 1 << 20

@@ -48,8 +48,8 @@ from dockerfile_gen.pod.play import (
     without_container_ports,
 )
 from dockerfile_gen.pod.podman import Podman, PodmanRuntime
-from tests.chart import chartlib
 from tests.podman_engine import BASE_PREFIX, REPO, Engine, TreeBuild, compile_app
+from tests.support import chart as chartlib
 
 APP = "hello-jar"
 IMAGE = f"localhost/apps/{APP}:test"

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
 from dockerfile_gen.pod.kubelet import Kubelet
 from tests.pod.conftest import AGENT_HTTP_PORT, CONFIG_FILE, CONFIG_TEXT, NodeLogs, Played
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.pod
 

@@ -19,9 +19,9 @@ import yaml
 from dockerfile_gen.pod.kubelet import Kubelet
 from dockerfile_gen.pod.play import drop_unsupported_field_refs, mount_termination_log, without_container_ports
 from dockerfile_gen.pod.podman import Podman, PodmanRuntime
-from tests.chart import chartlib
 from tests.pod.conftest import CONFIG_FILE, CONFIG_TEXT, NAMESPACE, TEST_VALUES, Played, _exists, _merge
 from tests.podman_engine import Engine
+from tests.support import chart as chartlib
 from tests.support.configmap_volume import ConfigMapVolume
 
 pytestmark = pytest.mark.pod

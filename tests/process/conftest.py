@@ -6,9 +6,9 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import BOOTSTRAP, app_tree
-from tests.process.support import Agent
-
+from tests.support.agent import Agent
+from tests.support.apptree import app_tree
+from tests.support.paths import BOOTSTRAP
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import free_port, http_code, http_get, wait_until
-from tests.process.support import APP, Agent
+from tests.support.agent import APP, Agent
+from tests.support.net import free_port, http_code, http_get
+from tests.support.waiting import wait_until
 
 Start = Callable[..., Agent]
 PROBES = ("/ready", "/live", "/startup")

@@ -8,12 +8,17 @@ import re
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOOTSTRAP, app_tree, free_port, http_get, require_tool, wait_until
-from tests.process.metrics_support import Prometheus
-from tests.process.support import APP, REPO, Agent
+from tests.support.agent import APP, REPO, Agent
+from tests.support.apptree import app_tree
+from tests.support.net import free_port, http_get
+from tests.support.paths import BOOTSTRAP
+from tests.support.prereq import require_tool
+from tests.support.prometheus import Prometheus
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.process
 
@@ -27,7 +32,8 @@ SERIES = ("bootstrap_phase_seconds", "bootstrap_ready", "bootstrap_ready_transit
           "bootstrap_checker_restarts_total", "bootstrap_app_cpu_seconds_total", "bootstrap_app_resident_memory_bytes",
           "bootstrap_app_threads", "bootstrap_app_open_fds", "bootstrap_app_processes", "bootstrap_log_dir_bytes",
           "bootstrap_info", "bootstrap_state", "bootstrap_start_time_seconds", "bootstrap_starts_total",
-          "bootstrap_exits_total", "bootstrap_network_receive_bytes_total", "bootstrap_network_transmit_bytes_total")
+          "bootstrap_exits_total", "bootstrap_network_receive_bytes_total", "bootstrap_network_transmit_bytes_total",
+          "bootstrap_config_reloads_total", "bootstrap_config_last_applied_time_seconds")
 # From the node-logs chart's prune loop (bootstrap logs prune --every) on the same node.
 PRUNE_SERIES = ("bootstrap_logs_prune_root_bytes", "bootstrap_logs_prune_cap_bytes", "bootstrap_logs_prune_cap_met",
                 "bootstrap_logs_prune_freed_bytes_total", "bootstrap_logs_prune_removed_dirs_total",
@@ -51,7 +57,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     port = free_port()
     agent = Agent([BOOTSTRAP, "run", "--", *APP], {**env, "BOOTSTRAP_HTTP_PORT": str(port),
                                                   "BOOTSTRAP_READY_CMD": "true", "BOOTSTRAP_READY_PERIOD": "1",
-                                                  "BOOTSTRAP_IMAGE": "registry.local:5000/base/jre17:1.0"}, pid1=True)
+                                                  "BOOTSTRAP_IMAGE": "registry.local:5000/base/jre17:1.0",
+                                                  "BOOTSTRAP_RELOAD": "signal:USR2", "BOOTSTRAP_RELOAD_DEBOUNCE": "0.2"},
+                  pid1=True)
     prometheus = None
     prune_port = free_port()
     prune = subprocess.Popen([BOOTSTRAP, "logs", "prune", "--root", env["BOOTSTRAP_LOG_ROOT"], "--keep-days", "7",
@@ -63,6 +71,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         wait_until(lambda: (http_get(port, "/ready") or (0, b""))[0] == 200, timeout=15)
         agent.signal(signal.SIGUSR1)
         agent.wait_line(r"^app signal SIGUSR1$")
+        # A config change the agent applies (BOOTSTRAP_RELOAD): the reload panels' series.
+        (Path(env["APP_HOME"]) / "conf.d" / "qa" / "app.properties").write_text("env=qa\nchanged=1\n")
+        agent.wait_line(r"^app signal SIGUSR2$")
         prometheus = Prometheus(root / "prometheus", port, TARGET_LABELS,
                                 (("node-logs", prune_port, PRUNE_TARGET_LABELS),))
         # Enough scrapes for rate() and deriv() over the dashboard's windows.

@@ -21,8 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOOTSTRAP, app_tree, require_root, wait_until
-from tests.process.support import Agent
+from tests.support.agent import Agent
+from tests.support.apptree import app_tree
+from tests.support.paths import BOOTSTRAP
+from tests.support.prereq import require_root
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.process
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.process.support import REPO
+from tests.support.agent import REPO
 
 pytestmark = pytest.mark.process
 

@@ -13,8 +13,11 @@ import psutil
 import pytest
 
 from bootstrap.helpers import probe_ports
-from tests.conftest import BOOTSTRAP, app_tree, free_port, wait_until
-from tests.process.support import APP, Agent
+from tests.support.agent import APP, Agent
+from tests.support.apptree import app_tree
+from tests.support.net import free_port
+from tests.support.paths import BOOTSTRAP
+from tests.support.waiting import wait_until
 
 LIVE, READY = 23101, 23102  # this tier's ports (23000-23999)
 

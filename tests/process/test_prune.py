@@ -19,8 +19,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import BOOTSTRAP, app_tree, free_port, require_root, require_tool, wait_until
-from tests.process.support import APP, Agent
+from bootstrap.pid1 import loglock
+from tests.support.agent import APP, Agent
+from tests.support.apptree import app_tree
+from tests.support.net import free_port
+from tests.support.paths import BOOTSTRAP
+from tests.support.prereq import require_root, require_tool
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.process
 DAY = 86400
@@ -461,3 +466,41 @@ def test_an_app_cannot_hold_the_pruners_lock(node: Node, populated: dict[str, Pa
         assert (st.st_uid, st.st_mode & 0o777) == (os.geteuid(), 0o600)
     finally:
         os.close(fd)
+
+
+def test_cli_errors_are_one_line_with_documented_codes(tmp_path: Path) -> None:
+    usage = prune("--root", str(tmp_path), "--max-bytes", "lots")
+    assert usage.returncode == 64
+    assert usage.stderr.count("\n") == 1 and usage.stderr.startswith("bootstrap: error: --max-bytes='lots'")
+    missing = prune("--root", str(tmp_path / "nope"))
+    assert missing.returncode == 78
+    assert missing.stderr.count("\n") == 1 and "is not a directory" in missing.stderr
+    unknown = subprocess.run([BOOTSTRAP, "logs", "tidy"], capture_output=True, text=True, timeout=30)
+    assert unknown.returncode == 64 and "unknown logs command 'tidy'" in unknown.stderr
+    huge = prune("--root", str(tmp_path), "--keep-days", "9" * 100000)
+    assert huge.returncode == 64 and huge.stderr.count("\n") == 1 and len(huge.stderr) < 300
+    no_dir = prune("--root", str(tmp_path), "--metrics-file", str(tmp_path / "missing" / "prune.prom"))
+    assert no_dir.returncode == 1
+    assert no_dir.stderr.startswith("bootstrap: error: cannot write the metrics file") and no_dir.stderr.count("\n") == 1
+
+
+def test_lock_is_closed_in_every_forked_child(tmp_path: Path) -> None:
+    fd = loglock.hold(str(tmp_path), recreate=lambda: None)
+    assert fd is not None
+    try:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child reports whether it still has the descriptor
+            try:
+                os.fstat(fd)
+                os.write(write_end, b"open")
+            except OSError:
+                os.write(write_end, b"closed")
+            os._exit(0)
+        os.close(write_end)
+        assert os.read(read_end, 16) == b"closed"
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        assert os.get_inheritable(fd) is False  # and exec drops it (O_CLOEXEC)
+    finally:
+        loglock.release(fd)

@@ -24,7 +24,8 @@ from bootstrap.helpers import readiness
 from bootstrap.pid1.supervisor import log_origin
 from bootstrap.procs import CATCHABLE
 from bootstrap.settings.table import ReadyChecks, Settings
-from tests.conftest import free_port, wait_until
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.process
 

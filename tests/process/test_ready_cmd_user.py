@@ -7,8 +7,8 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.process.support import Agent
+from tests.support.agent import Agent
+from tests.support.waiting import wait_until
 
 Start = Callable[..., Agent]
 

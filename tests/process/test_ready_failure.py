@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from bootstrap.settings.table import ReadyChecks
-from tests.conftest import free_port, wait_until
-from tests.process.support import APP, Agent, records
 from tests.process import test_readiness
 from tests.process.test_readiness import CheckerProc
+from tests.support.agent import APP, Agent, records
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 app, checker = test_readiness.app, test_readiness.checker  # the checker fixtures, as a forked PID 1 helper
 

@@ -17,9 +17,12 @@ from typing import Any
 import pytest
 
 from bootstrap.helpers.reload_watch import spread_delay
-from tests.conftest import BOOTSTRAP, app_tree, free_port, run_bootstrap, wait_until
-from tests.process.support import APP, Agent, records
+from tests.support.agent import APP, Agent, records, run_bootstrap
+from tests.support.apptree import app_tree
 from tests.support.configmap_volume import ConfigMapVolume
+from tests.support.net import free_port
+from tests.support.paths import BOOTSTRAP
+from tests.support.waiting import wait_until
 
 DEBOUNCE = 0.3
 INITIAL = {"app.properties": "env=qa\n"}

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOOTSTRAP, app_tree, require_root, require_tool, run_bootstrap
+from tests.support.agent import run_bootstrap
+from tests.support.apptree import app_tree
+from tests.support.paths import BOOTSTRAP
+from tests.support.prereq import require_root, require_tool
 
 pytestmark = pytest.mark.process
 

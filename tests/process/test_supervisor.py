@@ -13,8 +13,11 @@ from typing import Callable
 import psutil
 import pytest
 
-from tests.conftest import BOOTSTRAP, app_tree, require_root, wait_until
-from tests.process.support import APP, Agent, records
+from tests.support.agent import APP, Agent, records
+from tests.support.apptree import app_tree
+from tests.support.paths import BOOTSTRAP
+from tests.support.prereq import require_root
+from tests.support.waiting import wait_until
 
 Start = Callable[..., Agent]
 MODES = pytest.mark.parametrize("pid1", [True, False], ids=["pid1", "subreaper"])

@@ -11,8 +11,10 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import free_port, require, wait_until
-from tests.process.support import Agent, records
+from tests.support.agent import Agent, records
+from tests.support.net import free_port
+from tests.support.prereq import require
+from tests.support.waiting import wait_until
 
 CATALINA_HOME = "/usr/share/tomcat10"
 

@@ -11,7 +11,7 @@ from bootstrap.pid1 import configs
 from bootstrap.pid1.actions import Action, Planner, apply
 from bootstrap.settings import resolve
 from bootstrap.settings.table import Settings
-from tests.conftest import write_file
+from tests.support.apptree import write_file
 
 
 @pytest.fixture

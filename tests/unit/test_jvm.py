@@ -8,6 +8,7 @@ import pytest
 
 from bootstrap.pid1 import jvm, jvmflags
 from bootstrap.pid1.cgroups import Limits
+from tests.support.paths import REPO
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -181,7 +182,7 @@ def test_describe_shows_every_flag_and_why(tmp_path: Path) -> None:
 
 
 def test_the_budget_table_in_the_docs_is_the_code() -> None:
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "jvm.md").read_text()
+    doc = (REPO / "docs" / "jvm.md").read_text()
     sizes = {"256 Mi": 256 * MiB, "512 Mi": 512 * MiB, "1 Gi": GiB, "2 Gi": 2 * GiB, "4 Gi": 4 * GiB,
              "8 Gi": 8 * GiB, "16 Gi": 16 * GiB}
     for label, limit in sizes.items():

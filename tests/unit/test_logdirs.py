@@ -15,7 +15,8 @@ from bootstrap.pid1.actions import apply
 from bootstrap.pid1.plan import SetupPlan, make_plan
 from bootstrap.settings import resolve
 from bootstrap.settings.table import Settings
-from tests.conftest import app_tree, require_root, write_file
+from tests.support.apptree import app_tree, write_file
+from tests.support.prereq import require_root
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from bootstrap.frozen import FrozenInstanceError, asdict, frozen, replace
-from tests.conftest import modules_after
 
 
 @frozen
@@ -59,7 +58,3 @@ def test_replace_and_asdict() -> None:
                              "items": [{"a": 2, "b": "x"}, {"a": 3, "b": "z"}]}
 
 
-def test_pid1_path_never_imports_dataclasses_or_typing() -> None:
-    """The reason record.py exists: PID 1's start-up budget (bench/run.py)."""
-    assert modules_after("import bootstrap.cli, bootstrap.settings, bootstrap.pid1.plan, bootstrap.pid1.supervisor",
-                         ("dataclasses", "typing", "yaml", "psutil", "requests", "watchdog", "prometheus_client")) == []

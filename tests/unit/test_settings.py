@@ -1,11 +1,7 @@
 """resolve.load: defaults < YAML < environment, validation, APP_ENV matching. Real files in tmp_path."""
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -199,36 +195,6 @@ def test_downward_api_values(environ: dict[str, str]) -> None:
     environ.update(POD_IP="10.1.2.3", POD_NAME="orders-7d9", POD_NAMESPACE="shop", NODE_NAME="node-1")
     s = resolve.load(environ)
     assert (s.pod_ip, s.pod, s.namespace, s.node) == ("10.1.2.3", "orders-7d9", "shop", "node-1")
-
-
-def test_no_yaml_import_without_settings_file(environ: dict[str, str], tmp_path: Path) -> None:
-    """PID 1 imports only the standard library: with no settings file, yaml stays unimported."""
-    del environ["BOOTSTRAP_CONFIG"]
-    code = ("import sys, json\nfrom bootstrap.settings import resolve\n"
-            f"resolve.DEFAULT_CONFIG = {str(tmp_path / 'absent.yaml')!r}\n"
-            "resolve.load(json.loads(sys.argv[1]))\n"
-            "assert 'yaml' not in sys.modules, 'yaml was imported'\n")
-    subprocess.run([sys.executable, "-c", code, json.dumps(environ)], check=True,
-                   env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-
-
-@pytest.mark.parametrize(("text", "yaml_imported"), [
-    ('{"app_name": "billing", "ready": {"tcp": 8080}, "start": ["java", "-jar", "b.jar"]}\n', False),
-    ("app_name: billing\nready: {tcp: 8080}\nstart: [java, -jar, b.jar]\n", True),
-    ("{app_name: billing, ready: {tcp: 8080}, start: [java, -jar, b.jar]}\n", True),  # flow YAML, not JSON
-])
-def test_json_settings_file_skips_the_yaml_parser(environ: dict[str, str], tmp_path: Path, text: str,
-                                                    yaml_imported: bool) -> None:
-    """dockerfile-gen writes bootstrap.yaml as JSON (which is YAML): PID 1 reads it without yaml."""
-    Path(environ["BOOTSTRAP_CONFIG"]).write_text(text)
-    del environ["APP_NAME"]  # from the file, then
-    code = ("import sys, json\nfrom bootstrap.settings import resolve\n"
-            "s = resolve.load(json.loads(sys.argv[1]))\n"
-            "assert (s.app_name, s.ready.tcp, s.start) == ('billing', ('127.0.0.1', 8080), ('java', '-jar', 'b.jar'))\n"
-            "print('yaml' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(environ)], check=True, capture_output=True,
-                         text=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
-    assert out.strip() == str(yaml_imported)
 
 
 # --- APP_NAME and APP_ENV ------------------------------------------------------------------

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bootstrap import __version__, rundir
-from tests.conftest import app_tree, run_bootstrap, write_file
+from tests.support.agent import run_bootstrap
+from tests.support.apptree import app_tree, write_file
 
 
 @pytest.fixture

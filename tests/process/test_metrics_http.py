@@ -16,7 +16,7 @@ import pytest
 from bootstrap import rundir
 from bootstrap.helpers import http_endpoint
 from bootstrap.settings.table import Settings
-from tests.conftest import http_get
+from tests.support.net import http_get
 
 
 @pytest.fixture

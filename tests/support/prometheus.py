@@ -10,7 +10,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import free_port, http_code, http_get, require_tool, wait_until
+from tests.support.net import free_port, http_code, http_get
+from tests.support.prereq import require_tool
+from tests.support.waiting import wait_until
 
 
 class Prometheus:

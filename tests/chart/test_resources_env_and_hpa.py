@@ -1,5 +1,5 @@
-"""Chart-side defects found where the generator, the chart and the agent meet (issue: one contract,
-one source). Each test failed before its fix."""
+"""The chart's side of what the generator writes: no default environment, resources replaced whole
+with documented defaults, and an HPA only on the metrics given and with a request to scale on."""
 from __future__ import annotations
 
 import copy
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart import chartlib
-from tests.chart.chartlib import MICROSERVICE
+from tests.support import chart as chartlib
+from tests.support.chart import MICROSERVICE
 
 pytestmark = pytest.mark.chart
 

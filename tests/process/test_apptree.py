@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.helpers import apptree
-from tests.conftest import modules_after, wait_until
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -52,7 +52,3 @@ def test_jvm_hint_stops_looking_once_the_app_is_ready(capfd: pytest.CaptureFixtu
     assert apptree.JvmHint(os.getpgid(0), done=True).done  # a restarted checker after ready
 
 
-def test_checker_imports_no_metrics_code() -> None:
-    """The checker's memory is in the budget: prometheus_client is the HTTP helper's alone."""
-    assert modules_after("import bootstrap.helpers.readiness",
-                         ("bootstrap.helpers.metrics", "bootstrap.helpers.logdir_stats", "prometheus_client")) == []

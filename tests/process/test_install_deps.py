@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+from tests.support.prereq import require_root
 
 FAKE_APT_GET = """#!/bin/sh
 echo "$*" >> "$CALLS"

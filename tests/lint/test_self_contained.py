@@ -3,9 +3,9 @@ or a folder outside the repository."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 OUTSIDE = ("DESIGN" + ".md", "../" + "shared/")
 
 

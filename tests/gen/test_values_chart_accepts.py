@@ -1,6 +1,7 @@
-"""Generator-side defects found where the generator, the chart and the agent meet. Each test failed
-before its fix; the chart-side ones are in tests/chart/test_seam_defects.py and the end-to-end check
-is tests/chart/test_seams.py."""
+"""The generator writes only what the chart and the agent accept: one values file per environment
+directory, whole resources, quantities and autoscaling as the chart's schema takes them, exit-code
+remaps, artifacts and ready timeouts. The chart's side is tests/chart/test_resources_env_and_hpa.py;
+the end-to-end check is tests/chart/test_seams.py."""
 from __future__ import annotations
 
 import json

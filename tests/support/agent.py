@@ -16,10 +16,10 @@ from typing import Any
 
 import psutil
 
-from tests.conftest import require_root, require_tool
+from tests.support.paths import BOOTSTRAP, REPO
+from tests.support.prereq import require_root, require_tool
 
-REPO = Path(__file__).resolve().parents[2]
-PRINT_SIGNALS = str(REPO / "tests" / "helpers" / "print_signals.py")
+PRINT_SIGNALS = str(REPO / "tests" / "support" / "apps" / "print_signals.py")
 APP = [sys.executable, PRINT_SIGNALS]
 
 
@@ -73,7 +73,7 @@ class Agent:
         def child() -> int | None:
             kids = psutil.Process(self.proc.pid).children()
             return kids[0].pid if kids else None
-        from tests.conftest import wait_until
+        from tests.support.waiting import wait_until
         return wait_until(child, timeout=10)
 
     def signal(self, sig: int) -> None:
@@ -119,3 +119,15 @@ def records(log_root: str) -> list[dict[str, Any]]:
 
 def which(name: str) -> str:
     return shutil.which(name) or name
+
+
+def run_bootstrap(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`bootstrap ARGS` to completion, output captured as text."""
+    return subprocess.run([BOOTSTRAP, *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+def modules_after(imports: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of `candidates` a fresh interpreter has loaded after running the statement `imports`."""
+    code = f"import sys\n{imports}\nprint(' '.join(m for m in {candidates!r} if m in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return out.split()

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import re
 import signal
-from pathlib import Path
 
 import pytest
 
 from bootstrap.frozen import MISSING
 from bootstrap.settings import fields, parsers, table
+from tests.support.paths import REPO
 
-CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
+CONTRACT = REPO / "docs" / "contract.md"
 START, END = "<!-- settings-tables", "<!-- end settings-tables -->"
 
 

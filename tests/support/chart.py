@@ -13,11 +13,12 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 MICROSERVICE = REPO / "helm" / "microservice"
 NODE_LOGS = REPO / "helm" / "node-logs"
-CASES = Path(__file__).resolve().parent / "cases"
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
+CASES = REPO / "tests" / "chart" / "cases"
+SCHEMAS = REPO / "tests" / "chart" / "schemas"
 
 RELEASE = "orders"
 NAMESPACE = "shop"

@@ -1,0 +1,29 @@
+"""Loopback helpers: a free port, and one HTTP GET."""
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel's pick, on 127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes, str] | None:
+    """(status, body, Content-Type) of GET http://127.0.0.1:PORT/PATH, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read(), response.headers["Content-Type"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers["Content-Type"]
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def http_code(port: int, path: str) -> int | None:
+    answer = http_get(port, path)
+    return None if answer is None else answer[0]
