@@ -8,9 +8,11 @@ holding one), immutability, equality, hashing, repr, `replace` and `asdict`. Typ
 """
 from __future__ import annotations
 
-TYPE_CHECKING = False
+from bootstrap.typecheck import TYPE_CHECKING
+
 if TYPE_CHECKING:
-    from typing import Any, TypeVar, dataclass_transform
+    from typing import Any, TypeVar
+    from typing import dataclass_transform as dataclass_transform  # re-exported for settings.fields
 
     T = TypeVar("T")
 else:

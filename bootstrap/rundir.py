@@ -11,8 +11,8 @@ import os
 import time
 
 from bootstrap import procs
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any

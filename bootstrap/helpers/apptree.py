@@ -12,8 +12,8 @@ import os
 import time
 
 from bootstrap import log
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -21,8 +21,8 @@ from bootstrap.helpers.apptree import proc_stat
 from bootstrap.helpers.checkstats import CMD_KIND, HTTP_KIND, RUNNING_KIND, TCP_KIND
 from bootstrap.pid1 import child
 from bootstrap.procs import CATCHABLE
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing is for the type checker only; the checker's memory is in the budget
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 

@@ -7,8 +7,8 @@ library only, and nothing of the metrics code: the checker's memory is in the bu
 from __future__ import annotations
 
 from bootstrap import rundir
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -7,8 +7,8 @@ import os
 import re
 
 from bootstrap.logdir import EXIT_CAUSES, RECORD_FILE
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -11,8 +11,8 @@ import stat
 from bootstrap import log
 from bootstrap.helpers.checks import STARTUP_INTERVAL, CheckResult, describe
 from bootstrap.helpers.checkstats import LOG_KIND
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing is for the type checker only; the checker's memory is in the budget
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

@@ -28,8 +28,8 @@ from bootstrap.helpers import netdev
 from bootstrap.helpers.apptree import AppTree, TreeSample, jvm_version
 from bootstrap.helpers.checkstats import CHECK_KINDS
 from bootstrap.helpers.logdir_stats import LOG_DIR_INTERVAL, LOG_DIR_MAX_ENTRIES, LogDirStats
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

@@ -37,8 +37,8 @@ import time
 
 from bootstrap import log, rundir
 from bootstrap.helpers.apptree import proc_stat
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 

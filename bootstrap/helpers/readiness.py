@@ -50,8 +50,8 @@ from bootstrap.helpers.checkstats import CheckStats
 from bootstrap.helpers.logfollow import LogCheck
 from bootstrap.helpers.waitlog import WaitLog
 from bootstrap.pid1 import users
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing is for the type checker only; the checker's memory is in the budget
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn

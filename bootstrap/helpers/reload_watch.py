@@ -28,8 +28,8 @@ import time
 
 from bootstrap import log
 from bootstrap.pid1 import configs, users
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 

@@ -16,10 +16,21 @@ import shutil
 import stat
 
 from bootstrap.node.locks import DirLocks
-from bootstrap.node.logroot import (DAY, MAX_DEPTH, NAME_MAX, TEMP_PREFIX, Blocked, LogRoot, blocks, escape,
-                                    is_log_dir, own_name, show)
+from bootstrap.node.logroot import (
+    DAY,
+    MAX_DEPTH,
+    NAME_MAX,
+    TEMP_PREFIX,
+    Blocked,
+    LogRoot,
+    blocks,
+    escape,
+    is_log_dir,
+    own_name,
+    show,
+)
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootstrap.node.scan import LogDir
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 from bootstrap.logdir import LOCK_FILE, is_locked
 from bootstrap.node.logroot import MAX_DEPTH, Blocked, LogRoot, is_log_dir, show
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootstrap.node.scan import LogDir
 

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 from bootstrap import log
 from bootstrap.logdir import LOCK_FILE, RECORD_FILE
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootstrap.node.prune import Options, Report
 

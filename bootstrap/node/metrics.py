@@ -10,8 +10,8 @@ from bootstrap import log
 from bootstrap.errors import EX_CONFIG, BootstrapError
 from bootstrap.node.logroot import escape
 from bootstrap.rundir import write_atomic
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

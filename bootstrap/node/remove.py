@@ -14,8 +14,8 @@ import os
 from bootstrap.node.delete import Deleter
 from bootstrap.node.locks import DirLocks, no_lock_held
 from bootstrap.node.logroot import DAY, TRASH_PREFIX, Blocked, LogRoot, own_name, show
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootstrap.node.scan import LogDir
 

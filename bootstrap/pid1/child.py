@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from bootstrap.errors import EX_NOEXEC, EX_NOTFOUND, BootstrapError
 from bootstrap.pid1.users import User
 
-
 # The calls the child makes before exec, in order; the one that failed is reported by its name, so an
 # EPERM from the user switch is never mistaken for a file that cannot be executed.
 SWITCH_STEPS = ("setsid", "setgroups", "setgid", "setuid")

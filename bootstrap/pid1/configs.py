@@ -8,7 +8,6 @@ from bootstrap.pid1.actions import Action, Planner, under
 from bootstrap.settings.parsers import COMMON_DIR
 from bootstrap.settings.table import Settings
 
-
 KUBELET_PREFIX = ".."  # the kubelet's own entries in a ConfigMap volume: ..data, ..2024_01_01_…
 
 

@@ -24,9 +24,9 @@ import time
 from collections.abc import Mapping
 
 from bootstrap.frozen import frozen
-from bootstrap.sizes import parse_jvm_size
 from bootstrap.pid1.cgroups import Limits
 from bootstrap.pid1.jvmflags import user_flags, value
+from bootstrap.sizes import parse_jvm_size
 
 MiB = 1 << 20
 # Budgets per memory limit; bench/jvm_memory.py checks them under real limits (docs/benchmarks.md).

@@ -27,8 +27,8 @@ import time
 
 from bootstrap import log
 from bootstrap.logdir import LOCK_FILE
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

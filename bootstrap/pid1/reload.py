@@ -30,8 +30,8 @@ from bootstrap.pid1 import actions, configs, logdirs
 from bootstrap.pid1.actions import Planner
 from bootstrap.pid1.forked import ForkedHelper
 from bootstrap.pid1.sidewrite import SideWrite
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

@@ -24,8 +24,8 @@ import time
 from bootstrap import log, rundir
 from bootstrap.errors import BootstrapError
 from bootstrap.pid1.forked import ForkedHelper
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from collections.abc import Callable

@@ -4,8 +4,8 @@ the supervision loop. As PID 1, an uncaught OSError would take the app down with
 from __future__ import annotations
 
 from bootstrap import log
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

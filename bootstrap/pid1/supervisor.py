@@ -20,8 +20,8 @@ from bootstrap.pid1.readywatch import ReadyWatch
 from bootstrap.pid1.sidewrite import Journal, SideWrite
 from bootstrap.procs import CATCHABLE
 from bootstrap.settings.table import ROW, Settings
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootstrap.pid1.reload import Reloader
 

@@ -18,8 +18,8 @@ import os
 
 from bootstrap.errors import BootstrapError
 from bootstrap.frozen import frozen
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs PID 1 ~5 ms of start-up; only the type checker needs it
     from typing import Any
 

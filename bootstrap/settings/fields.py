@@ -2,18 +2,15 @@
 record of the rows, `rows` lists them in order."""
 from __future__ import annotations
 
-from bootstrap.frozen import MISSING, Field, frozen
+from bootstrap.frozen import MISSING, Field, dataclass_transform, frozen
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs PID 1 ~5 ms of start-up; only the type checker needs it
+if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, TypeVar, dataclass_transform
+    from typing import Any, TypeVar
 
     T = TypeVar("T")
     Parser = Callable[[Any, str], Any]
-else:
-    def dataclass_transform(**_kwargs):  # noqa: D103 - only the type checker needs the real one
-        return lambda decorator: decorator
 
 
 class Setting(Field):

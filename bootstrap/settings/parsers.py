@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from bootstrap.errors import BootstrapError, SettingError
 from bootstrap.frozen import frozen
 from bootstrap.log import DEFAULT_LEVEL, LEVELS
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs PID 1 ~5 ms of start-up; only the type checker needs it
     from typing import Any
 

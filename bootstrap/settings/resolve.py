@@ -22,8 +22,8 @@ from bootstrap.settings.table import (
     check_log_with_pattern,
     check_ready_keys,
 )
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs PID 1 ~5 ms of start-up; only the type checker needs it
     from typing import Any
 

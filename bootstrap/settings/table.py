@@ -43,8 +43,8 @@ from bootstrap.settings.parsers import (
     parse_user,
     parse_verbatim,
 )
+from bootstrap.typecheck import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs PID 1 ~5 ms of start-up; only the type checker needs it
     from typing import Any
 

@@ -108,7 +108,9 @@ def test_log_dir_on_the_host_is_named_app_and_ip(played: Played, kubelet: Kubele
 
 
 def test_configmap_config_reaches_conf_d_env(played: Played) -> None:
-    assert played.exec("readlink", f"/app/conf/{CONFIG_FILE}").stdout.strip() == f"/app/conf.d/qa/{CONFIG_FILE}"
+    """The ConfigMap is mounted as a directory (never subPath) beside conf.d and linked over conf.d/qa:
+    its keys win, the image's own files for the environment stay."""
+    assert played.exec("readlink", f"/app/conf/{CONFIG_FILE}").stdout.strip() == f"/app/conf.configmap/{CONFIG_FILE}"
     assert played.exec("cat", f"/app/conf/{CONFIG_FILE}").stdout == CONFIG_TEXT
     assert played.exec("readlink", "/app/conf/application.properties").stdout.strip() == "/app/conf.d/qa/application.properties"
 
