@@ -12,6 +12,17 @@ import pytest
 from tests.support.agent import modules_after
 
 
+@pytest.fixture
+def environ(tmp_path: Path) -> dict[str, str]:
+    """An app home with conf.d/{common,dev} and an empty settings file."""
+    home = tmp_path / "app"
+    for env in ("common", "dev"):
+        (home / "conf.d" / env).mkdir(parents=True)
+    config = tmp_path / "bootstrap.yaml"
+    config.write_text("")
+    return {"APP_NAME": "orders", "APP_ENV": "dev", "APP_HOME": str(home), "BOOTSTRAP_CONFIG": str(config)}
+
+
 def test_checker_imports_no_metrics_code() -> None:
     """The checker's memory is in the budget: prometheus_client is the HTTP helper's alone."""
     assert modules_after("import bootstrap.helpers.readiness",

@@ -469,17 +469,17 @@ def test_an_app_cannot_hold_the_pruners_lock(node: Node, populated: dict[str, Pa
 
 
 def test_cli_errors_are_one_line_with_documented_codes(tmp_path: Path) -> None:
-    usage = prune("--root", str(tmp_path), "--max-bytes", "lots")
+    usage = prune(tmp_path, "--max-bytes", "lots")
     assert usage.returncode == 64
     assert usage.stderr.count("\n") == 1 and usage.stderr.startswith("bootstrap: error: --max-bytes='lots'")
-    missing = prune("--root", str(tmp_path / "nope"))
+    missing = prune(tmp_path / "nope")
     assert missing.returncode == 78
     assert missing.stderr.count("\n") == 1 and "is not a directory" in missing.stderr
     unknown = subprocess.run([BOOTSTRAP, "logs", "tidy"], capture_output=True, text=True, timeout=30)
     assert unknown.returncode == 64 and "unknown logs command 'tidy'" in unknown.stderr
-    huge = prune("--root", str(tmp_path), "--keep-days", "9" * 100000)
+    huge = prune(tmp_path, "--keep-days", "9" * 100000)
     assert huge.returncode == 64 and huge.stderr.count("\n") == 1 and len(huge.stderr) < 300
-    no_dir = prune("--root", str(tmp_path), "--metrics-file", str(tmp_path / "missing" / "prune.prom"))
+    no_dir = prune(tmp_path, "--metrics-file", str(tmp_path / "missing" / "prune.prom"))
     assert no_dir.returncode == 1
     assert no_dir.stderr.startswith("bootstrap: error: cannot write the metrics file") and no_dir.stderr.count("\n") == 1
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import gzip
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,14 +17,10 @@ from bootstrap.node.compress import ROTATED
 from bootstrap.node.logroot import escape
 from bootstrap.node.prune import Options, run_pass
 from bootstrap.pid1 import loglock
-from tests.support.paths import BOOTSTRAP, REPO
+from tests.support.paths import REPO
 from tests.support.waiting import wait_until
 
 DAY = 86400
-
-
-def prune(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BOOTSTRAP, "logs", "prune", *args], capture_output=True, text=True, timeout=60)
 
 
 def dead_dir(root: Path, rel: str, days_old: float, files: dict[str, bytes] | None = None) -> Path:
