@@ -46,10 +46,17 @@ def leftovers(engine: Engine) -> dict[str, list[str]]:
             "volumes": names("volume", "ls", "--format", "{{.Name}}")}
 
 
-NOTHING: dict[str, list[str]] = {"pods": [], "containers": [], "volumes": []}
+@pytest.fixture
+def before(engine: Engine) -> dict[str, list[str]]:
+    """What the engine holds before the command: other fixtures' volumes (the node-logs DaemonSet's)
+    stay; the command must leave exactly this behind."""
+    state = leftovers(engine)
+    assert state["pods"] == [] and state["containers"] == []
+    return state
 
 
-def test_until_ready_exits_0_once_ready_then_stops_and_removes_the_pod(app_image: Path, engine: Engine,
+def test_until_ready_exits_0_once_ready_then_stops_and_removes_the_pod(before: dict[str, list[str]], app_image: Path,
+                                                                        engine: Engine,
                                                                         network: str) -> None:
     result = engine.run(*pod_command(str(app_image), "--env", "qa", "--until-ready", "180", "--network", network),
                         check=False, timeout=600)
@@ -62,7 +69,7 @@ def test_until_ready_exits_0_once_ready_then_stops_and_removes_the_pod(app_image
     at = [re.search(pattern, out) for pattern in order]
     assert all(at), (order, out)
     assert [m.start() for m in at if m] == sorted(m.start() for m in at if m), out
-    assert leftovers(engine) == NOTHING
+    assert leftovers(engine) == before
 
 
 def wrong_port_app(app_image: Path, engine: Engine, tmp_path: Path) -> Path:
@@ -79,7 +86,8 @@ def wrong_port_app(app_image: Path, engine: Engine, tmp_path: Path) -> Path:
     return out
 
 
-def test_a_wrong_ready_port_exits_1_with_the_reason(app_image: Path, engine: Engine, network: str,
+def test_a_wrong_ready_port_exits_1_with_the_reason(before: dict[str, list[str]], app_image: Path, engine: Engine,
+                                                     network: str,
                                                     tmp_path: Path) -> None:
     out = wrong_port_app(app_image, engine, tmp_path)
     result = engine.run(*pod_command(str(out), "--env", "qa", "--until-ready", "120", "--network", network),
@@ -91,10 +99,11 @@ def test_a_wrong_ready_port_exits_1_with_the_reason(app_image: Path, engine: Eng
                     "not ready within 5s: tcp 127.0.0.1:9029: connection refused"), result.stderr
     assert "  | bootstrap: info: readiness failed: not ready within 5s" in result.stderr  # the container's own lines
     assert f"removed pod {POD}" in result.stdout
-    assert leftovers(engine) == NOTHING
+    assert leftovers(engine) == before
 
 
-def test_ctrl_c_mid_start_runs_the_stop_and_leaves_nothing(app_image: Path, engine: Engine, network: str) -> None:
+def test_ctrl_c_mid_start_runs_the_stop_and_leaves_nothing(before: dict[str, list[str]], app_image: Path,
+                                                          engine: Engine, network: str) -> None:
     """SIGINT as a terminal sends it (to the command; podman runs in sessions of its own) as soon as
     the pod is played, while the app starts."""
     proc = subprocess.Popen(pod_command(str(app_image), "--env", "qa", "--network", network), env=engine.env,
@@ -123,4 +132,4 @@ def test_ctrl_c_mid_start_runs_the_stop_and_leaves_nothing(app_image: Path, engi
     out = "".join(lines)
     assert proc.stderr is not None and "SIGINT: stopping" in proc.stderr.read()
     assert "stopping: preStop, SIGTERM, SIGKILL after" in out and f"removed pod {POD}" in out, out
-    assert leftovers(engine) == NOTHING
+    assert leftovers(engine) == before

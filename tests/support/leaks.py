@@ -28,6 +28,10 @@ from typing import Any
 import pytest
 
 TAG = "TEST_LEAK_TAG"
+# A process started with TEST_LEAK_TAG=fixture belongs to a fixture that outlives the test which
+# (re)started it, such as a registry a test kills and starts again: it is not a leftover.
+FIXTURE_OWNED = {TAG: "fixture"}
+FIXTURE_MARKER = f"\0{TAG}=fixture\0".encode()
 GRACE = 5.0  # seconds for a test's processes to finish dying after its teardown
 POLL = 0.05
 PODMAN_TIERS = frozenset({"container", "pod", "jvm"})
@@ -71,7 +75,7 @@ def leftovers(tag: str, since: int) -> list[int]:
         info = stat(pid)
         if info is None or info[1] in ("Z", "X") or info[2] < since:
             continue
-        if info[0] == me or carries(pid, marker):
+        if (info[0] == me or carries(pid, marker)) and not carries(pid, FIXTURE_MARKER):
             found.append(pid)
     return found
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -16,6 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.support.leaks import FIXTURE_OWNED
 
 ACCEPT = ", ".join((
     "application/vnd.oci.image.index.v1+json",
@@ -60,7 +63,9 @@ class RegistryProcess:
 
     def start(self, timeout: float = 30) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(["docker-registry", "serve", str(self.config)], stdout=log, stderr=log)
+            # A registry belongs to its fixture, not to the test that (re)starts it.
+            self.proc = subprocess.Popen(["docker-registry", "serve", str(self.config)], stdout=log, stderr=log,
+                                         env={**os.environ, **FIXTURE_OWNED})
         deadline = time.monotonic() + timeout
         while not self.answers():
             if self.proc.poll() is not None:
