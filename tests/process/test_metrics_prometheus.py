@@ -71,9 +71,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         wait_until(lambda: (http_get(port, "/ready") or (0, b""))[0] == 200, timeout=15)
         agent.signal(signal.SIGUSR1)
         agent.wait_line(r"^app signal SIGUSR1$")
-        # A config change the agent applies (BOOTSTRAP_RELOAD): the reload panels' series.
-        (Path(env["APP_HOME"]) / "conf.d" / "qa" / "app.properties").write_text("env=qa\nchanged=1\n")
-        agent.wait_line(r"^app signal SIGUSR2$")
+        # A config change the agent applies (BOOTSTRAP_RELOAD): the reload panels' series. The
+        # watcher takes its first hash when it starts, so a change written before that is its
+        # baseline: change again until one is applied.
+        for n in range(1, 11):
+            (Path(env["APP_HOME"]) / "conf.d" / "qa" / "app.properties").write_text(f"env=qa\nchanged={n}\n")
+            try:
+                agent.wait_line(r"^app signal SIGUSR2$", timeout=5)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError("no config change was applied in 10 tries")
         prometheus = Prometheus(root / "prometheus", port, TARGET_LABELS,
                                 (("node-logs", prune_port, PRUNE_TARGET_LABELS),))
         # Enough scrapes for rate() and deriv() over the dashboard's windows.
