@@ -7,8 +7,8 @@ It builds both trees in one private podman storage (deleted at the end): the sli
 checkout, with its roots made from the Debian mirror (cached in .cache/container), and today's tree
 (bench/image_size.py BASELINE_REF, the last commit before the slim tree) with its own generator.
 Each app is generated with the Java major rewritten, for both trees by the same generator (today's:
-the apps' own layers are the same, only the base differs), and every image is started RUNS times,
-one container at a time, the two trees interleaved. A run is measured from the
+the apps' own layers are the same but for the app user the slim roots do not have, so only the base
+differs), and every image is started RUNS times, one container at a time, the two trees interleaved. A run is measured from the
 container's start (podman's StartedAt: runc has started PID 1) to the agent's `ready_at` in
 status.json, so the figure is the agent's set-up, the JVM's (or Tomcat's) start and the readiness
 check's latency; the harness's own polling adds nothing. Both timestamps come from the same clock.
@@ -67,7 +67,8 @@ def generate_app(work: Path, engine: Engine, app: str, kind: str, java: int, tod
     spec.write_text(re.sub(r"(?m)^java: \d+$", f"java: {java}", spec.read_text()))
     out = work / f"gen-{tree}-{app}-{java}"
     engine.run(sys.executable, "-c", f"import sys; sys.path.insert(0, {str(today)!r}); from dockerfile_gen.cli import main; "
-               "sys.exit(main(sys.argv[1:]))", "--tree", str(generator_tree(today)), "--base-prefix", prefix,
+               "sys.exit(main(sys.argv[1:]))", "--tree", str(generator_tree(today) if tree == "base" else today / "image-tree"),
+               "--base-prefix", prefix,
                "app", str(spec), "-o", str(out), "--tag", "bench")
     dockerfile = out / "Dockerfile"
     base = re.search(r'io\.k8s-java-bootstrap\.base="([^"]+)"', dockerfile.read_text())
@@ -76,8 +77,8 @@ def generate_app(work: Path, engine: Engine, app: str, kind: str, java: int, tod
 
 
 def generator_tree(today: Path) -> Path:
-    """Today's tree for the generator, without the `app` user its roots had (the slim roots create
-    no app user): the app Dockerfile creates it, on both trees alike."""
+    """Today's tree for generating the slim tree's apps: without the `app` user today's roots have
+    and the slim roots do not, so the app's Dockerfile creates it (one small layer more)."""
     import yaml
 
     tree = today / "generator-tree"

@@ -45,6 +45,13 @@ def _chart() -> tuple[dict[str, Any], dict[str, Any]]:
     return schema, defaults
 
 
+def probe_ports() -> dict[str, int]:
+    """The agent's probe ports as the chart sets them by default (agent.livePort, agent.readyPort):
+    an app port that is one of them would collide with the agent's listener."""
+    agent = _chart()[1].get("agent") or {}
+    return {f"agent.{key}": int(agent[key]) for key in ("livePort", "readyPort") if agent.get(key) is not None}
+
+
 @lru_cache(maxsize=16)
 def _validators(keys: frozenset[str]) -> tuple[Validate, tuple[tuple[Validate, Mapping[str, Any]], ...]]:
     """The schema seen through the top-level keys the generator writes (the same rules, without

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bootstrap.settings import parsers, table
-from dockerfile_gen import appenv, appuser, checks, reloadspec
+from dockerfile_gen import appenv, appuser, chartcheck, checks, reloadspec
 from dockerfile_gen.deploy import Deploy, check_replicas, parse_deploy, parse_env_overrides
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.input_files import APP_SPEC, SPEC_LIMITS, read_input
@@ -253,6 +253,11 @@ def _ports(value: Any, path: str) -> tuple[int, ...]:
     ports = [checks.port(p, path, f"ports[{i}]") for i, p in enumerate(checks.string_list(value, path, "ports"))]
     if len(set(ports)) != len(ports):
         checks.fail(path, "ports", f"lists a port twice: {ports}")
+    for i, port in enumerate(ports):
+        for key, probe in chartcheck.probe_ports().items():
+            if port == probe:
+                checks.fail(path, f"ports[{i}]", f"{port} is the agent's probe port ({key} in the chart); "
+                            "give the app another port")
     return tuple(ports)
 
 

@@ -197,3 +197,10 @@ def test_java_max_names_the_newest_major_allowed() -> None:
     ):
         exc = error(**changes)
         assert exc.key == "java_max" and message in str(exc), str(exc)
+
+
+def test_an_app_port_that_is_a_probe_port_is_refused(write_spec: Callable[..., AppSpec]) -> None:
+    """The agent listens on the chart's probe ports (agent.livePort 9931, agent.readyPort 9932)."""
+    with pytest.raises(GenError) as info:
+        write_spec({**BASE, "ports": [8080, 9931]})
+    assert "ports[1]" in str(info.value) and "agent.livePort" in str(info.value) and "\n" not in str(info.value)
