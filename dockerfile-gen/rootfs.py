@@ -28,7 +28,7 @@ from dockerfile_gen.tree import BaseImage
 
 log = logging.getLogger("dockerfile_gen")
 
-RECIPE_VERSION = "2"  # bump when the way a root filesystem is made changes
+RECIPE_VERSION = "3"  # bump when the way a root filesystem is made changes
 REPOSITORY = "localhost/rootfs"
 # apt's downloads and package lists: build leftovers, never part of an image.
 LEFTOVERS = ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*", "var/lib/dpkg/*-old",
@@ -101,6 +101,7 @@ def make_rootfs(image: BaseImage, engine: str, runner: Runner, cache: str | None
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
             raise GenError(f"debootstrap failed (exit {result.returncode}):\n{tail}", image.path, "rootfs")
+        _upgrade(root, image, runner)
         removed = trim(root, image.exclude_paths, image.keep_paths)
         tarball = os.path.join(work, "rootfs.tar")
         packed = runner(["tar", "--numeric-owner", "-C", root, "-cf", tarball, "."])
@@ -111,6 +112,24 @@ def make_rootfs(image: BaseImage, engine: str, runner: Runner, cache: str | None
             os.replace(tarball, cached)
     log.info("%s: made %s in %.1fs (%.0f MB left out)", image.name, ref, time.monotonic() - started, removed / 1e6)
     return ref
+
+
+def _upgrade(root: str, image: BaseImage, runner: Runner) -> None:
+    """Brings the filesystem up to the release's -updates and -security suites (debootstrap takes
+    the release alone). Otherwise the root's first install upgrades libc6 or libssl3 in a layer of
+    its own, and the image carries both copies."""
+    assert image.rootfs is not None
+    sources = apt_sources.sources_list(image.rootfs.suite)
+    if not sources:
+        return
+    with open(os.path.join(root, "etc", "apt", "sources.list"), "w", encoding="utf-8") as handle:
+        handle.write(sources)
+    for argv in (["apt-get", "-q", "update"],
+                 ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", "-o", "Dpkg::Options::=--force-confold", "dist-upgrade"]):
+        result = runner(["chroot", root, *argv])
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            raise GenError(f"upgrading the root filesystem failed (exit {result.returncode}):\n{tail}", image.path, "rootfs")
 
 
 def _require_tools(image: BaseImage, which: Callable[[str], str | None], is_root: Callable[[], bool]) -> None:
