@@ -22,16 +22,9 @@ class Deleter:
     def delete(self, parent: int, name: str, rel: tuple[str, ...]) -> tuple[int, bool]:
         """Deletes the directory `name` in parent; `rel` names it in messages. Returns (bytes
         freed, whether it is gone)."""
-        try:
-            fd = self.root.open_dir(parent, (*rel[:-1], name))
-        except FileNotFoundError:
-            return 0, True
-        except Blocked as blocked:
-            self.root.error(f"{show(rel)} {blocked.why}", "not entered, left as it is")
-            return 0, False
-        except OSError as exc:
-            self.root.error(f"cannot delete {show(rel)}", exc)
-            return 0, False
+        fd, gone = self.enter(parent, rel, (*rel[:-1], name))
+        if fd is None:
+            return 0, gone
         try:
             size = blocks(os.fstat(fd))
             freed, empty = self.empty(fd, rel, 0)
@@ -53,23 +46,31 @@ class Deleter:
         return freed, empty
 
     def subdir(self, fd: int, name: str, st: os.stat_result, rel: tuple[str, ...], depth: int) -> tuple[int, bool]:
-        try:
-            if st.st_dev != self.root.dev:
-                raise Blocked(rel, "is a mount point")
-            child = self.root.open_dir(fd, rel)
-        except FileNotFoundError:
-            return 0, True
-        except Blocked as blocked:
-            self.root.error(f"{show(rel)} {blocked.why}", "not entered, left as it is")
-            return 0, False
-        except OSError as exc:
-            self.root.error(f"cannot delete {show(rel)}", exc)
-            return 0, False
+        child, gone = self.enter(fd, rel, rel, st)
+        if child is None:
+            return 0, gone
         try:
             freed, empty = self.empty(child, rel, depth + 1)
         finally:
             os.close(child)
         return self.rmdir(fd, name, rel, freed, blocks(st)) if empty else (freed, False)
+
+    def enter(self, parent: int, rel: tuple[str, ...], path: tuple[str, ...],
+              st: os.stat_result | None = None) -> tuple[int | None, bool]:
+        """The directory's descriptor, or (None, whether it is already gone): one that is another
+        mount (by `st`, when the caller has it, or by open_dir's checks) or cannot be opened is
+        reported and left as it is."""
+        try:
+            if st is not None and st.st_dev != self.root.dev:
+                raise Blocked(rel, "is a mount point")
+            return self.root.open_dir(parent, path), False
+        except FileNotFoundError:
+            return None, True
+        except Blocked as blocked:
+            self.root.error(f"{show(rel)} {blocked.why}", "not entered, left as it is")
+        except OSError as exc:
+            self.root.error(f"cannot delete {show(rel)}", exc)
+        return None, False
 
     def rmdir(self, fd: int, name: str, rel: tuple[str, ...], freed: int, size: int) -> tuple[int, bool]:
         try:

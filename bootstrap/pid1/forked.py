@@ -7,7 +7,6 @@ A helper never outlives bootstrap (`end_with`). The app is never touched by any 
 """
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import time
@@ -41,6 +40,8 @@ class ForkedHelper:
             try:
                 os.close(read_end)
                 end_with(parent)
+                import importlib  # in the child only: PID 1 never imports a helper
+
                 module, function = self.entry.split(":")
                 getattr(importlib.import_module(module), function)(*self.args, write_end)
             except Exception as exc:  # a helper's fault must never reach PID 1's loop

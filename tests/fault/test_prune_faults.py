@@ -14,23 +14,13 @@ from bootstrap.node import remove
 from bootstrap.node.prune import Options, run_pass
 from bootstrap.node.scan import Scan
 from tests.process.test_prune import Node, acted, age, dead_dir, prune, snapshot
+from tests.support.disk import du
 from tests.support.paths import BOOTSTRAP
 from tests.support.prereq import require_root, require_tool
 
 pytestmark = pytest.mark.fault
 
 
-def du(path: Path) -> int:
-    """Bytes allocated under path, each inode once, as `du` counts them."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for top, dirs, files in os.walk(path):
-        for name in [".", *dirs, *files]:
-            st = os.lstat(os.path.join(top, name))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
 
 
 def summary_number(stdout: str, word: str) -> int:

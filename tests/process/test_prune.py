@@ -164,6 +164,9 @@ def populated(node: Node) -> dict[str, Path]:
         (dirs[name] / "app.log.1").write_bytes(b"rotated\n" * 5000)
         age(dirs[name], 30)
     victim = node.start("orders", "10.0.0.5")
+    # Ready: its checker runs, so the fork hook has closed the checker's copy of the lock; killed
+    # before that, the child could hold the lock for a moment after the agent is gone.
+    wait_until(lambda: victim.status().get("state") == "ready", timeout=15)
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait(10)
     age(dirs["killed"], 20)

@@ -17,6 +17,7 @@ from bootstrap.node.compress import ROTATED
 from bootstrap.node.logroot import escape
 from bootstrap.node.prune import Options, run_pass
 from bootstrap.pid1 import loglock
+from tests.support.disk import du
 from tests.support.paths import REPO
 from tests.support.waiting import wait_until
 
@@ -276,17 +277,6 @@ def test_keep_linked_never_raises(tmp_path: Path, capfd: pytest.CaptureFixture[s
 
 # --- bytes actually freed, each inode once --------------------------------------------------------
 
-def du(path: Path) -> int:
-    """Bytes allocated under path, each inode counted once (as `du` does)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for top, dirs, files in os.walk(path):
-        for name in [".", *dirs, *files]:
-            st = os.lstat(os.path.join(top, name))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
 
 
 def test_hard_links_are_counted_once_and_free_nothing_when_linked_elsewhere(tmp_path: Path) -> None:
