@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.support.agent import APP, Agent
-from tests.support.net import free_port, http_code
+from tests.support.net import accepts, free_port, http_code, refused
 from tests.support.paths import BOOTSTRAP, REPO
 from tests.support.prereq import require_root, require_tool
 from tests.support.waiting import wait_until
@@ -31,21 +31,8 @@ PROBE_TIMEOUT = 1.0  # the kubelet's default timeoutSeconds
 Launch = Callable[..., Agent]
 
 
-def accepts(port: int, timeout: float = PROBE_TIMEOUT) -> bool:
-    """The kubelet's tcpSocket probe: a connect that succeeds within timeoutSeconds, then close."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
-def refused(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            return False
-    except ConnectionRefusedError:
-        return True
 
 
 @pytest.fixture

@@ -15,31 +15,15 @@ import pytest
 from bootstrap.helpers import probe_ports
 from tests.support.agent import APP, Agent
 from tests.support.apptree import app_tree
-from tests.support.net import free_port
+from tests.support.net import accepts, free_port, refused
 from tests.support.paths import BOOTSTRAP
 from tests.support.waiting import wait_until
 
 LIVE, READY = 23101, 23102  # this tier's ports (23000-23999)
 
 
-def accepts(port: int, timeout: float = 1.0) -> bool:
-    """The kubelet's tcpSocket probe: a connect that succeeds within timeoutSeconds, then close."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
-def refused(port: int) -> bool:
-    """Nobody listens: the connect is refused (a closed port, not a slow one). A reset counts too:
-    it is what a connect queued on a listener that closes at that moment gets, and a kubelet
-    probe fails on it just the same."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            return False
-    except (ConnectionRefusedError, ConnectionResetError):
-        return True
 
 
 def poll(condition, timeout: float = 15):  # type: ignore[no-untyped-def]
