@@ -82,8 +82,14 @@ class Agent:
     def helpers(self) -> list[psutil.Process]:
         """bootstrap's children other than the app: the readiness checker."""
         app = self.status().get("pid")
-        return [p for p in psutil.Process(self.pid).children() if p.pid != app and p.status() != "zombie"
-                and os.getpgid(p.pid) != p.pid]
+        found = []
+        for p in psutil.Process(self.pid).children():
+            try:  # a replaced helper may be reaped between the listing and these reads
+                if p.pid != app and p.status() != "zombie" and os.getpgid(p.pid) != p.pid:
+                    found.append(p)
+            except (psutil.NoSuchProcess, ProcessLookupError):
+                continue
+        return found
 
     def status(self) -> dict[str, Any]:
         try:
