@@ -1,15 +1,17 @@
 """The config watcher: a process forked from PID 1 (never PID 1 itself) that watches the config
-layers (conf.d/common/, conf.d/<env>/ and the overlay) with inotify through watchdog, and tells
-PID 1 when their content has changed, after the debounce, the spread and the check.
+layers (conf.d/common/, conf.d/<env>/ and the overlay) and every directory under them with the
+kernel's directory notification (bootstrap.helpers.dirnotify), and tells PID 1 when their content
+has changed, after the debounce, the spread and the check. It is one thread.
 
-What counts as a change is decided by content, never by the kind of event: any inotify event (a
-write, a rename of the kubelet's `..data` link, an attribute change) only marks the layers dirty;
+What counts as a change is decided by content, never by the kind of event: any event (a write, a
+rename of the kubelet's `..data` link, a key added or removed) only marks the layers dirty;
 once no event has come for BOOTSTRAP_RELOAD_DEBOUNCE seconds, the names and bytes of the linked
 files (links followed, `merged_layers` as config links see them) are hashed, and a hash equal to
 the applied one (or to one already turned down) is no change at all. So a `..data` swap to
 identical content, a touch, or a chmod never acts; a burst of writes acts once, on its final
-content. A slow re-hash every POLL_INTERVAL catches what inotify cannot see (a link to a file
-outside the watched directories).
+content. The directories are walked again before every hash, so a directory added by a change is
+watched from then on. A slow re-hash every POLL_INTERVAL catches what no event shows (a link to a
+file outside the watched directories).
 
 The channel to PID 1: the watcher writes one JSON line to a pipe PID 1 made for it (`msg_fd`),
 then exits with NOTIFY_EXIT. PID 1 reaps its helpers by pid, so that exit can come from this
@@ -23,10 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 
 from bootstrap import log
+from bootstrap.helpers.dirnotify import DirNotify, tree_dirs
 from bootstrap.pid1 import configs, users
 from bootstrap.typecheck import TYPE_CHECKING
 
@@ -41,6 +43,7 @@ LOOP_WAKE = 0.25  # the main loop's longest sleep: heartbeats, debounce and spre
 CHECK_TIMEOUT = 60.0  # BOOTSTRAP_RELOAD_CHECK is killed after this long (and counts as failed)
 MAX_DEPTH = 8  # linked directories inside linked directories
 MAX_FILES = 1000  # config files hashed; more are left out, with a warning
+MAX_DIRS = 256  # directories watched; changes in others are seen by the POLL_INTERVAL re-hash
 MAX_FILE_BYTES = 8 << 20  # bytes hashed per file; the rest of a larger file only by its size
 HTTP_TIMEOUT = 10.0  # http:URL: connect and answer, each
 READ_CHUNK = 1 << 16
@@ -124,68 +127,47 @@ class Hasher:
             log.warning(message)
 
 
-# Events of reading, not changing (newer watchdog reports them): the hashing itself opens every
-# file, and must not mark the layers dirty again.
-READ_EVENTS = frozenset({"opened", "closed_no_write"})
-
-
-class _Dirty:
-    """A watchdog event handler (watchdog only calls `dispatch`): any event but a read marks the
-    layers dirty; the content decides later whether anything changed."""
-
-    def __init__(self, watcher: Watcher) -> None:
-        self.watcher = watcher
-
-    def dispatch(self, event: Any) -> None:
-        if getattr(event, "event_type", "") not in READ_EVENTS:
-            self.watcher.mark()
-
-
 class Watcher:
     def __init__(self, settings: Settings, applied: dict[str, Any] | None, refused: str | None,
                  msg_fd: int, heartbeat_fd: int) -> None:
         self.settings, self.msg_fd, self.heartbeat_fd = settings, msg_fd, heartbeat_fd
         self.hasher = Hasher(settings)
         self.applied, self.refused = applied, refused
-        self.lock = threading.Lock()
-        self.wake = threading.Event()
+        self.notify = DirNotify()
         self.last_event = 0.0  # monotonic time of the newest event; 0: none pending
         self.first_event_at = 0.0  # wall time of the first event of the pending burst
-        self.observer: Any = None
+        self.unwatched: set[str] = set()  # warned about once each
 
     def mark(self) -> None:
-        with self.lock:
-            if not self.last_event:
-                self.first_event_at = time.time()
-            self.last_event = time.monotonic()
-        self.wake.set()
+        if not self.last_event:
+            self.first_event_at = time.time()
+        self.last_event = time.monotonic()
+
+    def wait(self, timeout: float) -> None:
+        """Sleeps until a change or the timeout; a change marks the layers dirty."""
+        if self.notify.wait(timeout):
+            self.mark()
 
     def start(self) -> None:
-        self.observe()  # first: a change made while the snapshot is taken is an event, never lost
-        now = self.hasher.take()
+        now = self.take()
         if self.applied is None:
             self.applied = {"hash": now.hash, "files": now.files}
             self.send({"event": "baseline", "hash": now.hash, "files": now.files})
         elif now.hash not in (self.applied["hash"], self.refused):
             self.mark()  # changed while PID 1 acted on the last change: debounce it like any other
 
-    def observe(self) -> None:
-        try:
-            import logging
-
-            from watchdog.observers import Observer
-
-            logging.getLogger("watchdog").addHandler(logging.NullHandler())
-            logging.getLogger("watchdog").propagate = False
-            self.observer = Observer()
-            for layer in configs.layer_dirs(self.settings):
-                if os.path.isdir(layer):
-                    self.observer.schedule(_Dirty(self), os.path.realpath(layer), recursive=True)
-            self.observer.start()
-        except (ImportError, OSError, RuntimeError) as exc:
-            log.warning(f"config reload: cannot watch the config with inotify ({exc}); re-reading it every "
-                        f"{POLL_INTERVAL:g}s instead (raise fs.inotify.max_user_watches if that is the cause)")
-            self.observer = None
+    def take(self) -> Snapshot:
+        """Watches the layers' directories as they are now, then hashes: a change made while the
+        hash is taken is an event, never lost."""
+        dirs, cut = tree_dirs(configs.layer_dirs(self.settings), MAX_DIRS)
+        failed = set(self.notify.watch(dirs))
+        if cut:
+            failed.add(f"directories past the first {MAX_DIRS}")
+        for what in sorted(failed - self.unwatched):
+            log.warning(f"config reload: cannot watch {what} for changes; re-reading the config every "
+                        f"{POLL_INTERVAL:g}s catches them")
+        self.unwatched |= failed
+        return self.hasher.take()
 
     def run(self) -> NoReturn:
         self.start()
@@ -195,10 +177,9 @@ class Watcher:
             now = time.monotonic()
             if now >= poll_at:
                 poll_at = now + POLL_INTERVAL
-                if self.hasher.take().hash not in (self.applied["hash"], self.refused):  # type: ignore[index]
+                if self.take().hash not in (self.applied["hash"], self.refused):  # type: ignore[index]
                     self.mark()
-            with self.lock:
-                pending = self.last_event
+            pending = self.last_event
             wait = LOOP_WAKE
             if pending:
                 quiet_for = now - pending
@@ -206,17 +187,15 @@ class Watcher:
                     self.settled(pending)
                 else:  # wake when the debounce ends, not up to a loop period later
                     wait = min(wait, self.settings.reload_debounce - quiet_for)
-            self.wake.wait(wait)
-            self.wake.clear()
+            self.wait(wait)
 
     def settled(self, pending: float) -> None:
         """No event for the debounce: compare, wait out the spread, check, tell PID 1."""
-        snap = self.hasher.take()
+        snap = self.take()
         assert self.applied is not None
         if snap.hash in (self.applied["hash"], self.refused):
-            with self.lock:
-                if self.last_event == pending:
-                    self.last_event = 0.0
+            if self.last_event == pending:
+                self.last_event = 0.0
             log.debug("config reload: events, but the same names and bytes: nothing to do")
             return
         if not self.spread_out(pending):
@@ -236,11 +215,9 @@ class Watcher:
         until = time.monotonic() + delay
         while time.monotonic() < until:
             self.beat()
-            self.wake.wait(min(LOOP_WAKE, max(0.0, until - time.monotonic())))
-            self.wake.clear()
-            with self.lock:
-                if self.last_event != pending:
-                    return False
+            self.wait(min(LOOP_WAKE, max(0.0, until - time.monotonic())))
+            if self.last_event != pending:
+                return False
         return True
 
     def check(self) -> dict[str, Any] | None:

@@ -127,14 +127,16 @@ def app_image(built_tree: TreeBuild, engine: Engine, tmp_path_factory: pytest.Te
     return out
 
 
-def render_for_pod(generated: Path, log_root: Path) -> dict[str, Any]:
+def render_for_pod(generated: Path, log_root: Path, release: str = RELEASE,
+                   over: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chart rendered with the generated values, the test's overrides on top (as `helm -f -f`)."""
     values = _merge(chartlib.load_values(generated / "values.yaml"), copy.deepcopy(TEST_VALUES))
     qa = generated / "values-qa.yaml"
     if qa.exists():
         values = _merge(chartlib.load_values(qa), values)
+    values = _merge(values, copy.deepcopy(over or {}))
     values["logs"] = {"hostPath": str(log_root), "mountPath": "/data/logs"}
-    rendered = chartlib.render(chartlib.MICROSERVICE, values, name=RELEASE, namespace=NAMESPACE)
+    rendered = chartlib.render(chartlib.MICROSERVICE, values, name=release, namespace=NAMESPACE)
     return {obj["kind"]: obj for obj in rendered.objects}
 
 
@@ -145,19 +147,29 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture(scope="module")
-def played(app_image: Path, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
-    work = tmp_path_factory.mktemp("i11-pod")
+def node_log_root(work: Path) -> Path:
+    """The node setup helm/node-logs does (its init container): root, the readers' group, 3753."""
     log_root = work / "node-logs"
     log_root.mkdir()
-    # The node setup helm/node-logs does (its init container): root, the readers' group, 3753.
     os.chown(log_root, 0, LOG_READERS)
     log_root.chmod(0o3753)
-    objects = render_for_pod(app_image, log_root)
+    return log_root
+
+
+def play(engine: Engine, work: Path, objects: dict[str, Any], log_root: Path, network: str, subnet: str,
+         configmap_dir: Path | None = None) -> Played:
+    """Plays the rendered Deployment with the adaptations for podman. With `configmap_dir`, the
+    ConfigMap's directory volume is that host directory instead (the caller writes it the kubelet's
+    way, tests/support/configmap_volume.py), so a test can change it while the pod runs."""
     deployment, configmap = objects["Deployment"], objects["ConfigMap"]
     pod_spec = deployment["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
     dropped = drop_unsupported_field_refs(container)
+    if configmap_dir is not None:
+        for entry in pod_spec["volumes"]:
+            if entry.get("configMap", {}).get("name") == configmap["metadata"]["name"]:
+                entry.pop("configMap")
+                entry["hostPath"] = {"path": str(configmap_dir), "type": "Directory"}
     subpath_config_mounts_as_files(pod_spec, configmap, work / "configmap-files")
     termination_log = work / "termination-log"
     mount_termination_log(pod_spec, termination_log)
@@ -165,19 +177,38 @@ def played(app_image: Path, engine: Engine, tmp_path_factory: pytest.TempPathFac
     manifest.write_text(yaml.safe_dump(without_container_ports(deployment), sort_keys=False))
     cm_file = work / "configmap.yaml"
     cm_file.write_text(yaml.safe_dump(configmap, sort_keys=False))
-    if engine.podman("network", "exists", NETWORK, check=False).returncode != 0:
-        engine.podman("network", "create", "--subnet", SUBNET, NETWORK)
-    engine.podman("kube", "play", "--network", NETWORK, "--configmap", str(cm_file), str(manifest), timeout=300)
+    if engine.podman("network", "exists", network, check=False).returncode != 0:
+        engine.podman("network", "create", "--subnet", subnet, network)
+    engine.podman("kube", "play", "--network", network, "--configmap", str(cm_file), str(manifest), timeout=300)
     name = deployment["metadata"]["name"]
     pod = f"{name}-pod-0" if _exists(engine, f"{name}-pod-0") else f"{name}-pod"
-    result = Played(engine, work, manifest, deployment, configmap, pod, f"{pod}-{container['name']}", log_root,
-                    termination_log, dropped)
+    return Played(engine, work, manifest, deployment, configmap, pod, f"{pod}-{container['name']}", log_root,
+                  termination_log, dropped)
+
+
+def unplay(played: Played, network: str) -> None:
+    played.engine.podman("logs", played.container, check=False)
+    played.engine.podman("kube", "down", str(played.manifest), check=False, timeout=120)
+    played.engine.podman("network", "rm", "--force", network, check=False)
+
+
+@pytest.fixture(scope="module")
+def played(app_image: Path, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
+    work = tmp_path_factory.mktemp("i11-pod")
+    log_root = node_log_root(work)
+    result = play(engine, work, render_for_pod(app_image, log_root), log_root, NETWORK, SUBNET)
     try:
         yield result
     finally:
-        engine.podman("logs", result.container, check=False)
-        engine.podman("kube", "down", str(manifest), check=False, timeout=120)
-        engine.podman("network", "rm", "--force", NETWORK, check=False)
+        unplay(result, NETWORK)
+
+
+def stand_in(played: Played) -> Iterator[Kubelet]:
+    """The kubelet stand-in probing the played container, for a fixture to yield."""
+    kubelet = Kubelet(PodmanRuntime(Podman(played.engine.env), played.container), played.spec, played.pod_spec)
+    kubelet.start()
+    yield kubelet
+    kubelet.close()
 
 
 NODE_LOGS_IMAGE = "localhost/i11-node-logs:test"
@@ -230,8 +261,5 @@ def _exists(engine: Engine, pod: str) -> bool:
 
 @pytest.fixture(scope="module")
 def kubelet(played: Played) -> Iterator[Kubelet]:
-    stand_in = Kubelet(PodmanRuntime(Podman(played.engine.env), played.container), played.spec, played.pod_spec)
-    stand_in.start()
-    yield stand_in
-    stand_in.close()
+    yield from stand_in(played)
 

@@ -115,6 +115,26 @@ def test_a_burst_of_five_changes_is_one_action_with_the_final_content(start: Any
     assert record["new_hash"] == agent.status()["config"]["hash"]
 
 
+def test_edits_in_subdirectories_of_a_plain_layer_are_seen_at_once(start: Any) -> None:
+    """conf.d/common/ is a plain directory (no ConfigMap): a file edited in place in a subdirectory,
+    and a file in a subdirectory made after the start, each act within seconds (not at the 30 s
+    re-read), so every directory under a layer is watched, new ones included."""
+    agent = start(BOOTSTRAP_RELOAD="signal:HUP")
+    common = home(agent) / "conf.d" / "common"
+    (common / "logback.xml").write_text("<configuration debug='true'/>\n")
+    wait_until(lambda: hups(agent) == 1, timeout=5)
+    wait_until(lambda: len(reloads(agent)) == 1)
+    (common / "extra").mkdir()
+    (common / "extra" / "a.properties").write_text("a=1\n")
+    wait_until(lambda: hups(agent) == 2, timeout=5)  # a new linked directory, a new name
+    wait_until(lambda: len(reloads(agent)) == 2)
+    with (common / "extra" / "a.properties").open("a") as fh:  # in place in the new directory: new bytes
+        fh.write("b=2\n")
+    wait_until(lambda: hups(agent) == 3, timeout=5)
+    wait_until(lambda: len(reloads(agent)) == 3)
+    assert [r["changed"] for r in reloads(agent)][-1] == ["extra/a.properties"]
+
+
 def test_restart_in_the_pod_relinks_added_and_removed_keys_and_keeps_live(start: Any, tree: Any) -> None:
     live, ready = free_port(), free_port()
     agent = start(BOOTSTRAP_RELOAD="restart", BOOTSTRAP_LIVE_PORT=str(live), BOOTSTRAP_READY_PORT=str(ready),
