@@ -27,7 +27,8 @@ STATUS_FILE = "status.json"  # the state: PID 1 (starting, stopping, exited) and
 READY_FILE = "ready"  # the marker: exists exactly while the state is ready
 SUPERVISOR_FILE = "supervisor.json"  # PID 1's counters, for the metrics
 CHECKS_FILE = "checks.json"  # the readiness checker's counters, for the metrics
-RUN_FILES = (STATUS_FILE, READY_FILE, SUPERVISOR_FILE, CHECKS_FILE)
+NOT_LIVE_FILE = "not-live"  # the probe ports: why the live port is closed, while it is
+RUN_FILES = (STATUS_FILE, READY_FILE, SUPERVISOR_FILE, CHECKS_FILE, NOT_LIVE_FILE)
 JSON_FILES = (STATUS_FILE, SUPERVISOR_FILE, CHECKS_FILE)
 # The kubelet's probes, answered by `bootstrap probe --KIND`, the HTTP endpoint's /KIND and the
 # probe ports (ready and live), all through `probe` or the same files.
@@ -168,11 +169,20 @@ def forget_previous(run_dir: str) -> None:
     """At `run`'s start: the marker and the state an earlier container left in a run dir that
     outlives it (an emptyDir survives a container restart) must not pass a probe now. Errors are
     left to check_run_dir, which says them before the app starts."""
-    for name in (READY_FILE, STATUS_FILE):
+    for name in (READY_FILE, STATUS_FILE, NOT_LIVE_FILE):
         try:
             os.unlink(os.path.join(run_dir, name))
         except OSError:
             pass
+
+
+def read_not_live(run_dir: str) -> str:
+    """Why the probe ports closed the live port, or "" while it is open (or there is none)."""
+    try:
+        with open(os.path.join(run_dir, NOT_LIVE_FILE), "rb") as fh:
+            return fh.read(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 def clear_ready(run_dir: str) -> None:

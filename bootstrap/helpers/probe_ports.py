@@ -73,6 +73,7 @@ class ProbePorts:
         self.not_ready_since: float | None = None
         self.live_problem: str | None = None
         self.bind_failed: set[str] = set()
+        self.record_not_live(None)  # what a checker before this one left; written again if still so
 
     # --- the decisions ---------------------------------------------------------------------
 
@@ -108,7 +109,22 @@ class ProbePorts:
             elif self.live_problem:
                 log.info("probe ports: live again")
             self.live_problem = problem
+            self.record_not_live(problem)
         self.set_open(rundir.LIVE_PROBE, problem is None)
+
+    def record_not_live(self, problem: str | None) -> None:
+        """RUN_DIR/not-live holds the reason while the live port is closed: PID 1 names it in the
+        exit record when the kubelet's liveness kill follows. A failed write is logged, never fatal."""
+        path = os.path.join(self.run_dir, rundir.NOT_LIVE_FILE)
+        try:
+            if problem:
+                rundir.write_atomic(path, problem.encode())
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning(f"probe ports: cannot record why the app is not live in {path} ({exc.strerror})")
 
     def set_open(self, kind: str, wanted: bool) -> None:
         port = self.ports[kind]

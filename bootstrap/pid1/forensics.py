@@ -12,6 +12,9 @@
 - `readiness-failed`: bootstrap stopped it (the kubelet's liveness kill, or `exit_on_failed`) after
   the readiness state turned `failed`; `ready_failure` holds the checker's reason, e.g. `not ready
   within 300s: tcp 127.0.0.1:9029: connection refused`.
+- `liveness-failed`: bootstrap stopped it while the probe ports held the live port closed (the
+  kubelet's liveness kill): the app stopped (SIGSTOP), or not ready longer than BOOTSTRAP_LIVE_WINDOW;
+  `live_failure` holds why.
 - `stopped`: bootstrap stopped it. Otherwise `exited` or `signal`, as `cause` says.
 """
 from __future__ import annotations
@@ -27,6 +30,8 @@ OOM_MARK = b"Terminating due to java.lang.OutOfMemoryError: "
 THREAD_DUMP_MARK = b"Full thread dump"
 TAIL = 4 << 20  # only the end of a VM log is read: the exit line is near the end
 READINESS_FAILED = "readiness-failed"
+LIVENESS_FAILED = "liveness-failed"
+FAILED_REASONS = (READINESS_FAILED, LIVENESS_FAILED)  # stops that are no clean stop
 
 
 def _this_start(log_dir: str, prefix: str, suffix: str) -> list[str]:
@@ -47,9 +52,11 @@ def _tail(path: str) -> bytes:
         return b""
 
 
-def examine(plan: JvmPlan | None, app_code: int, cause: str, ready_failure: str = "") -> dict[str, object]:
+def examine(plan: JvmPlan | None, app_code: int, cause: str, ready_failure: str = "",
+            live_failure: str = "") -> dict[str, object]:
     """`reason` plus what was found: oom_error, heap_dump, hs_err, thread_dump, vm_log, oom_kills,
-    ready_failure. `ready_failure` is the checker's detail when the stop came after `failed`."""
+    ready_failure, live_failure. `ready_failure` is the checker's detail when the stop came after
+    `failed`; `live_failure` why the live port was closed when it came."""
     found: dict[str, object] = {}
     oom_error = None
     if plan is not None:
@@ -76,6 +83,9 @@ def examine(plan: JvmPlan | None, app_code: int, cause: str, ready_failure: str 
     if cause in (logdir.STOPPED, logdir.KILLED_AFTER_TIMEOUT) and ready_failure:
         reason = READINESS_FAILED
         found["ready_failure"] = ready_failure
+    elif cause in (logdir.STOPPED, logdir.KILLED_AFTER_TIMEOUT) and live_failure:
+        reason = LIVENESS_FAILED
+        found["live_failure"] = live_failure
     elif cause in (logdir.STOPPED, logdir.KILLED_AFTER_TIMEOUT):
         reason = logdir.STOPPED
     elif oom_error is not None:
@@ -101,6 +111,8 @@ def summary(found: dict[str, object]) -> str:
         text = f"JVM crash, see {found['hs_err']}"
     elif reason == READINESS_FAILED:
         return f"readiness failed: {found['ready_failure']}"
+    elif reason == LIVENESS_FAILED:
+        return f"liveness failed: {found['live_failure']}"
     else:
         return f"thread dump {found['thread_dump']}" if "thread_dump" in found else ""
     for key, label in (("heap_dump", "heap dump"), ("hs_err", "hs_err"), ("thread_dump", "thread dump")):

@@ -1,6 +1,7 @@
 """What PID 1 needs of the readiness state, which the checker owns: whether the app was stopped
-after the state turned `failed` (so the exit record and the termination message name that failure,
-not a clean stop), and, with `exit_on_failed`, the moment to stop it.
+after the state turned `failed`, or while the probe ports held the live port closed (so the exit
+record and the termination message name that failure, not a clean stop), and, with
+`exit_on_failed`, the moment to stop it.
 
 PID 1 reads status.json (a small JSON file, replaced atomically) only at a stop, and with
 `exit_on_failed` from the startup deadline on, twice a second, until the state is `failed` or the
@@ -20,6 +21,7 @@ class ReadyWatch:
     def __init__(self, run_dir: str, ready_timeout: float, exit_on_failed: bool) -> None:
         self.run_dir = run_dir
         self.failure = ""  # the checker's detail when the app was stopped in state `failed`
+        self.live_failure = ""  # why the live port was closed when the app was stopped
         # monotonic time of the next read of status.json, None: no reads (off, or ready once)
         self.check_at: float | None = time.monotonic() + ready_timeout if exit_on_failed else None
 
@@ -32,6 +34,14 @@ class ReadyWatch:
         status = rundir.read(self.run_dir) or {}
         if status.get("state") == FAILED:
             self.failure = str(status.get("detail") or "not ready within the startup deadline")
+        else:
+            self.live_failure = rundir.read_not_live(self.run_dir)
+
+    def stop_note(self) -> str:
+        """What `stopping`'s detail adds: the failure the stop follows, if any."""
+        if self.failure:
+            return f"; readiness had failed: {self.failure}"
+        return f"; not live: {self.live_failure}" if self.live_failure else ""
 
     def failed_now(self) -> str:
         """With exit_on_failed, past the deadline: the failure's detail once the state is `failed`

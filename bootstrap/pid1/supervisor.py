@@ -181,8 +181,7 @@ class Supervisor:
         self.stopping = True
         self.checker.stop()  # the HTTP endpoint stays up: it must answer 503 while we stop
         self.ready_watch.note_stop()  # before `stopping` replaces a `failed` state
-        failure = self.ready_watch.failure
-        status = f"{detail}; readiness had failed: {failure}" if failure else detail
+        status = detail + self.ready_watch.stop_note()
         # Retried: the ready marker is gone either way, but status.json must not keep saying ready.
         self.status_file.attempt(lambda: rundir.write(self.settings.run_dir, "stopping", detail=status), retry=True)
         self.drain_until = time.monotonic() + self.settings.drain_seconds
@@ -240,8 +239,9 @@ class Supervisor:
             cause = logdir.EXITED
         from bootstrap.pid1 import forensics  # only now: the evidence the app left (OOM, crash, dumps)
 
-        found = forensics.examine(self.plan.jvm, self.app_code, cause, self.ready_watch.failure)
-        failed = found["reason"] == forensics.READINESS_FAILED
+        found = forensics.examine(self.plan.jvm, self.app_code, cause, self.ready_watch.failure,
+                                  self.ready_watch.live_failure)
+        failed = found["reason"] in forensics.FAILED_REASONS
         code = raw if failed else self.settings.remap(raw)  # a stop for never being ready is no clean stop
         detail = f"{cause}, exit code {raw}" + (f" (remapped to {code})" if code != raw else "")
         if self.app_code < 0:

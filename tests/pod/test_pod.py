@@ -224,8 +224,10 @@ def test_stopped_app_fails_liveness_and_the_container_is_restarted(played: Playe
     assert failed is not None
     # the stopped JVM ignored the agent's SIGTERM, so the agent killed it at its stop timeout
     exit_record = [r for r in records(played) if r["event"] == "exit"][-1]
-    assert exit_record["cause"] == "killed-after-timeout", exit_record
-    assert played.termination_log.read_text().startswith("hello-jar: killed-after-timeout")
+    assert (exit_record["cause"], exit_record["reason"]) == ("killed-after-timeout", "liveness-failed"), exit_record
+    assert re.match(r"the app \(pid \d+\) is stopped$", exit_record["live_failure"]), exit_record
+    assert played.termination_log.read_text().startswith(
+        f"hello-jar: liveness failed: {exit_record['live_failure']}; killed-after-timeout")
     wait_until(lambda: len([r for r in records(played) if r["event"] == "start"]) == before + 1, timeout=60)
     restarted = [r for r in records(played) if r["event"] == "start"][-1]
     assert restarted["ip"] == played.ip() and (played.log_root / "hello-jar" / restarted["ip"]).is_dir()

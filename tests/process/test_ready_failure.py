@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,3 +110,28 @@ def test_exit_on_failed_leaves_a_ready_app_alone(start: Start, tmp_path: Path) -
     wait_until(lambda: agent.status().get("state") == "ready", timeout=15)
     time.sleep(2.5)  # past the deadline: PID 1 looked once, saw ready_at, and stopped looking
     assert agent.proc.poll() is None and agent.status()["state"] == "ready"
+
+
+def test_a_stop_while_not_live_names_why_not_a_clean_stop(start: Start, env: dict[str, str], tmp_path: Path) -> None:
+    """Ready, then not ready longer than BOOTSTRAP_LIVE_WINDOW: the probe ports close the live port
+    and say why in RUN_DIR/not-live; the stop that follows (the kubelet's liveness kill) is recorded
+    as `liveness-failed`, with the exit code not remapped."""
+    term_log = tmp_path / "termination-log"
+    term_log.write_text("")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    live = free_port()
+    agent = start([*APP, "--term-exit", "143"], BOOTSTRAP_READY_TCP=f"127.0.0.1:{port}", BOOTSTRAP_LIVE_WINDOW="1",
+                  BOOTSTRAP_LIVE_PORT=str(live), BOOTSTRAP_EXIT_REMAP="143=0", BOOTSTRAP_TERMINATION_LOG=str(term_log))
+    wait_until(lambda: agent.status().get("state") == "ready", timeout=15)
+    not_live = Path(agent.run_dir) / "not-live"
+    assert not not_live.exists()
+    listener.close()  # the app's port goes away: not ready, and after the window not live
+    reason = wait_until(lambda: not_live.exists() and not_live.read_text(), timeout=30)
+    assert "BOOTSTRAP_LIVE_WINDOW=1" in reason, reason
+    agent.signal(signal.SIGTERM)
+    assert agent.wait() == 143
+    exit_record = records(env["BOOTSTRAP_LOG_ROOT"])[-1]
+    assert (exit_record["cause"], exit_record["reason"]) == ("stopped", "liveness-failed"), exit_record
+    assert exit_record["live_failure"] == reason and exit_record["exit_code"] == 143
+    assert term_log.read_text().startswith(f"demo: liveness failed: {reason}; stopped, exit code 143")

@@ -95,3 +95,12 @@ def test_a_stop_is_a_stop_and_keeps_the_thread_dump(tmp_path: Path) -> None:
 
 def test_without_a_plan_the_cause_is_the_reason() -> None:
     assert forensics.examine(None, 0, "exited") == {"reason": "exited"}
+
+
+def test_a_stop_after_a_failure_names_it_readiness_first() -> None:
+    found = forensics.examine(None, 143, "stopped", live_failure="the app (pid 7) is stopped")
+    assert found == {"reason": "liveness-failed", "live_failure": "the app (pid 7) is stopped"}
+    assert forensics.summary(found) == "liveness failed: the app (pid 7) is stopped"
+    both = forensics.examine(None, 143, "stopped", ready_failure="not ready within 1s", live_failure="state failed")
+    assert both == {"reason": "readiness-failed", "ready_failure": "not ready within 1s"}
+    assert forensics.examine(None, 0, "exited", live_failure="x") == {"reason": "exited"}  # it ended on its own
