@@ -12,13 +12,16 @@ a layer is watched; nor reads, so hashing the files wakes nothing. Attribute cha
 for: they never change the content.
 
 If the real-time signal queue overflows (RLIMIT_SIGPENDING), the kernel sends SIGIO instead; both
-are taken, and any of them only means "look again".
+are taken, and any of them only means "look again". The signals are sent to the thread that watches
+(F_SETOWN_EX), never to the process: a thread that does not block them would be ended by one.
 """
 from __future__ import annotations
 
+import _thread
 import fcntl
 import os
 import signal
+import struct
 
 from bootstrap.typecheck import TYPE_CHECKING
 
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
 
 NOTIFY_SIGNAL = signal.SIGRTMIN + 5  # not one the app or the agent uses: it is only ever queued here
 WAKE_SIGNALS = frozenset({NOTIFY_SIGNAL, signal.SIGIO})
+# <fcntl.h> on Linux, not in Python's fcntl module: F_SETOWN_EX with F_OWNER_TID aims a
+# descriptor's signals at one thread.
+F_SETOWN_EX, F_OWNER_TID = 15, 0
 EVENTS = fcntl.DN_CREATE | fcntl.DN_MODIFY | fcntl.DN_DELETE | fcntl.DN_RENAME | fcntl.DN_MULTISHOT
 
 
@@ -61,7 +67,8 @@ class DirNotify:
                 continue
             try:
                 fcntl.fcntl(fd, fcntl.F_SETSIG, NOTIFY_SIGNAL)
-                fcntl.fcntl(fd, fcntl.F_NOTIFY, EVENTS)
+                fcntl.fcntl(fd, fcntl.F_NOTIFY, EVENTS)  # this makes the process the owner: after it,
+                fcntl.fcntl(fd, F_SETOWN_EX, struct.pack("ii", F_OWNER_TID, _thread.get_native_id()))
             except OSError:  # a filesystem without notification (some FUSE and network ones)
                 os.close(fd)
                 failed.append(path)

@@ -2,14 +2,19 @@
 signals it uses are blocked here for the test and the mask restored after)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bootstrap.helpers.dirnotify import WAKE_SIGNALS, DirNotify, tree_dirs
+from bootstrap.helpers.dirnotify import F_OWNER_TID, WAKE_SIGNALS, DirNotify, tree_dirs
+
+F_GETOWN_EX = 16  # <fcntl.h> on Linux
 
 
 @pytest.fixture
@@ -80,3 +85,12 @@ def test_tree_dirs_walks_real_directories_only_and_stops_at_the_limit(tmp_path: 
     assert sorted(found) == sorted(str(tmp_path / n) for n in ("", "a", "a/b", "c")) and not cut
     found, cut = tree_dirs([str(tmp_path)], 2)
     assert len(found) == 2 and cut
+
+
+def test_the_signals_are_aimed_at_the_watching_thread(notify: DirNotify, tmp_path: Path) -> None:
+    """Not at the process: another thread that does not block them (pytest's, an app library's)
+    would be ended by one. The owner of each descriptor is this thread (F_GETOWN_EX)."""
+    notify.watch([str(tmp_path)])
+    (fd,) = notify.fds.values()
+    owner_type, owner = struct.unpack("ii", fcntl.fcntl(fd, F_GETOWN_EX, bytes(8)))
+    assert (owner_type, owner) == (F_OWNER_TID, threading.get_native_id())
