@@ -98,24 +98,24 @@ def sh(engine: Engine, container: str, script: str) -> int:
     return engine.podman("exec", container, "sh", "-c", script, check=False).returncode
 
 
+def running_container(engine: Engine, app: App, log_root: Path) -> Iterator[Running]:
+    """`run`, for a fixture to yield: the container's log printed and the container removed after."""
+    started = run(engine, app, log_root)
+    try:
+        yield started
+    finally:
+        engine.podman("logs", started.container, check=False)
+        engine.podman("rm", "--force", "--time", "0", started.container, check=False)
+
+
 @pytest.fixture
 def first(engine: Engine, apps: tuple[App, App], log_root: Path) -> Iterator[Running]:
-    running = run(engine, apps[0], log_root)
-    try:
-        yield running
-    finally:
-        engine.podman("logs", running.container, check=False)
-        engine.podman("rm", "--force", "--time", "0", running.container, check=False)
+    yield from running_container(engine, apps[0], log_root)
 
 
 @pytest.fixture
 def second(engine: Engine, apps: tuple[App, App], log_root: Path, first: Running) -> Iterator[Running]:
-    running = run(engine, apps[1], log_root)
-    try:
-        yield running
-    finally:
-        engine.podman("logs", running.container, check=False)
-        engine.podman("rm", "--force", "--time", "0", running.container, check=False)
+    yield from running_container(engine, apps[1], log_root)
 
 
 def test_generated_app_runs_restricted_with_a_read_only_root(engine: Engine, first: Running, log_root: Path) -> None:
