@@ -150,7 +150,8 @@ class Watcher:
 
     def start(self) -> None:
         now = self.take()
-        if self.applied is None:
+        if self.applied is None:  # the first start: said once, here rather than in PID 1
+            warn_mounted_files(self.settings)
             self.applied = {"hash": now.hash, "files": now.files}
             self.send({"event": "baseline", "hash": now.hash, "files": now.files})
         elif now.hash not in (self.applied["hash"], self.refused):
@@ -238,6 +239,15 @@ class Watcher:
 
     def send(self, message: dict[str, Any]) -> None:
         send(self.msg_fd, message)
+
+
+def warn_mounted_files(settings: Settings) -> None:
+    """A config file that is a mount point of its own (a `subPath` mount) never sees a change of
+    its ConfigMap: the kubelet updates only directory mounts."""
+    for rel, path in sorted(configs.merged_layers(settings).items()):
+        if not os.path.islink(path) and os.path.ismount(path):
+            log.warning(f"config reload: {path} is a mount point of its own (a subPath mount?): the kubelet "
+                        f"never updates it, so a change of {rel} is never seen; mount the ConfigMap as a directory")
 
 
 def send(fd: int, message: dict[str, Any]) -> None:

@@ -111,11 +111,10 @@ def config_roots(settings: Settings) -> tuple[str, ...]:
     return (settings.conf_source,) + ((settings.conf_overlay,) if settings.conf_overlay else ())
 
 
-def stale_links(conf_target: str, conf_roots: tuple[str, ...] | str, keep: set[str]) -> list[str]:
+def stale_links(conf_target: str, roots: tuple[str, ...], keep: set[str]) -> list[str]:
     """Links left in conf/ from another environment that this one does not provide (or to a key
     a ConfigMap no longer has): the app must not read a DEV file in PROD. Only links into the
     config roots (the config source and the overlay) are touched."""
-    roots = (conf_roots,) if isinstance(conf_roots, str) else conf_roots
     stale = []
     for dirpath, dirnames, filenames in os.walk(conf_target):
         dirnames.sort()

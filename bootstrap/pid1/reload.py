@@ -92,15 +92,6 @@ def action_of(value: str) -> tuple[str, str]:
     return kind, arg
 
 
-def warn_mounted_files(settings: Settings) -> None:
-    """A config file that is a mount point of its own (a `subPath` mount) never sees a change of
-    its ConfigMap: the kubelet updates only directory mounts."""
-    for rel, path in sorted(configs.merged_layers(settings).items()):
-        if not os.path.islink(path) and os.path.ismount(path):
-            log.warning(f"config reload: {path} is a mount point of its own (a subPath mount?): the kubelet "
-                        f"never updates it, so a change of {rel} is never seen; mount the ConfigMap as a directory")
-
-
 def relink(settings: Settings) -> str:
     """Config links as the new content needs them: a new key linked, a removed one unlinked,
     nothing else touched (the same plan as at start). Returns a problem, or ""."""

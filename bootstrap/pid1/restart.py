@@ -24,6 +24,7 @@ import time
 from bootstrap import log, rundir
 from bootstrap.errors import BootstrapError
 from bootstrap.pid1.forked import ForkedHelper
+from bootstrap.pid1.readywatch import ReadyWatch
 from bootstrap.typecheck import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -147,10 +148,8 @@ class InPodRestart:
         sup.checker = ForkedHelper("readiness checker", CHECKER, (self.settings, new, started_at, origin),
                                    self.settings.checker_timeout)
         sup.checker.start()
-        watch = getattr(sup, "ready_watch", None)
-        if watch is not None:  # the startup deadline counts from this start
-            sup.ready_watch = type(watch)(self.settings.run_dir, self.settings.ready.timeout,
-                                          bool(getattr(self.settings, "exit_on_failed", False)))
+        # the startup deadline counts from this start
+        sup.ready_watch = ReadyWatch(self.settings.run_dir, self.settings.ready.timeout, self.settings.exit_on_failed)
         sup.counters.changed = True
         self.phase = "starting"
         self.deadline = time.monotonic() + self.settings.ready.timeout

@@ -68,7 +68,6 @@ def launch(settings: Settings, plan: SetupPlan, command: tuple[str, ...], enviro
     if settings.reload != "off":  # loaded only then: the default's import cost stays as it is
         from bootstrap.pid1 import reload
 
-        reload.warn_mounted_files(settings)
         supervisor.reload = reload.Reloader(supervisor, lambda: child.spawn(command, environ, old_mask, CATCHABLE,
                                                                             plan.user))
     return supervisor.run()
