@@ -15,7 +15,6 @@ from bootstrap.settings.parsers import Link, LogLink  # the entries of bootstrap
 APP_HOME: str = table.setting_row("app_home").default
 CONF_SOURCE = f"{APP_HOME}/{table.setting_row('conf_source').default}"  # where conf.d/ is copied
 CONF_DIR = f"{APP_HOME}/{table.setting_row('conf_target').default}"  # where the agent links the active env
-DEFAULT_USER = "app"
 # The Java majors an app may ask for and a tree image may provide (Debian ships 17 in bookworm,
 # 21 and 25 in trixie; 8 and 11 are here for specs of older apps and for trees that add them).
 JAVA_VERSIONS = (8, 11, 17, 21, 25)
@@ -71,8 +70,6 @@ class Kind(Protocol):
 
     def start(self, name: str, artifact: str | None, servlet: Servlet | None) -> tuple[str, ...]: ...
 
-    def default_user(self, servlet: Servlet | None) -> str: ...
-
     def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]: ...
 
     def log_links(self, servlet: Servlet | None) -> tuple[LogLink, ...]: ...
@@ -106,9 +103,6 @@ class JarKind:
         extra = f" --spring.config.additional-location=optional:file:{CONF_DIR}/" if self.springboot else ""
         return _java_start(f"{APP_HOME}/{name}.jar", extra)
 
-    def default_user(self, servlet: Servlet | None) -> str:
-        return DEFAULT_USER
-
     def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]:
         return ()
 
@@ -131,9 +125,6 @@ class WarKind:
     def start(self, name: str, artifact: str | None, servlet: Servlet | None) -> tuple[str, ...]:
         assert servlet is not None
         return servlet.start
-
-    def default_user(self, servlet: Servlet | None) -> str:
-        return servlet.user if servlet else DEFAULT_USER
 
     def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]:
         """conf.d/<env>/tomcat/X overrides the container's own conf/X (server.xml, context.xml …)."""
@@ -159,9 +150,6 @@ class ScriptKind:
 
     def start(self, name: str, artifact: str | None, servlet: Servlet | None) -> tuple[str, ...]:
         raise AssertionError("type script always has a start (the spec requires it)")
-
-    def default_user(self, servlet: Servlet | None) -> str:
-        return DEFAULT_USER
 
     def links(self, config_files: tuple[str, ...], servlet: Servlet | None) -> tuple[Link, ...]:
         return ()

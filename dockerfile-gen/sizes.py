@@ -17,7 +17,7 @@ def describe(size: int | None, budget: int | None, looked_up: bool) -> str:
     `budget 200 MB`."""
     limit = f"budget {budget} MB" if budget is not None else "no budget"
     if size is not None:
-        over = ", OVER BUDGET" if budget is not None and size > budget * MB else ""
+        over = ", OVER BUDGET" if over_budget(size, budget) else ""
         return f"{mb(size)} ({limit}{over})"
     return f"not built here ({limit})" if looked_up else limit
 

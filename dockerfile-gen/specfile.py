@@ -90,6 +90,7 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
     check_replicas(deploy, deploy, path, "")
     for _, raw, override in overrides:
         check_replicas(override, deploy, path, f"env_overrides.{raw}.")
+    user, uid = appuser.user_and_uid(doc, path)
     return AppSpec(
         path=path,
         context=context,
@@ -105,8 +106,8 @@ def parse_spec(data: Any, path: str, context: str, config_listing: tuple[str, ..
         ready=ready,
         ready_set="ready" in doc,
         packages=_packages(doc.get("packages"), path),
-        user=appuser.user_and_uid(doc, path)[0],
-        uid=appuser.user_and_uid(doc, path)[1],
+        user=user,
+        uid=uid,
         writable=appuser.parse_writable(doc["writable"], path) if doc.get("writable") is not None else (),
         jvm_options=base_env.jvm_options,
         env_vars=base_env.variables,

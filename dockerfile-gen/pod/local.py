@@ -13,12 +13,12 @@ from typing import Any
 
 import yaml
 
+from dockerfile_gen.appuser import RUN_DIR
 from dockerfile_gen.errors import GenError
 from dockerfile_gen.pod import chart_render, play
 from dockerfile_gen.pod.kubelet import Kubelet
 from dockerfile_gen.pod.podman import Podman, PodmanRuntime
 
-DEFAULT_RUN_DIR = "/run/bootstrap"
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class LocalPod:
 
     def status(self) -> dict[str, Any]:
         """The agent's status.json, read in the container; {} while there is none."""
-        run_dir = self.rendered.env("BOOTSTRAP_RUN_DIR", DEFAULT_RUN_DIR) if self.rendered else DEFAULT_RUN_DIR
+        run_dir = self.rendered.env("BOOTSTRAP_RUN_DIR", RUN_DIR) if self.rendered else RUN_DIR
         return self.podman.json_file(self.container, f"{run_dir}/status.json") if self.pod else {}
 
     def termination_message(self) -> str:
