@@ -176,6 +176,18 @@ def forget_previous(run_dir: str) -> None:
             pass
 
 
+def write_not_live(run_dir: str, problem: str | None) -> None:
+    """RUN_DIR/not-live holds `problem`, or is gone for None; raises OSError (a missing file is no error)."""
+    path = os.path.join(run_dir, NOT_LIVE_FILE)
+    if problem:
+        write_atomic(path, problem.encode())
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def read_not_live(run_dir: str) -> str:
     """Why the probe ports closed the live port, or "" while it is open (or there is none)."""
     try:

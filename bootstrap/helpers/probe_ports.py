@@ -115,16 +115,10 @@ class ProbePorts:
     def record_not_live(self, problem: str | None) -> None:
         """RUN_DIR/not-live holds the reason while the live port is closed: PID 1 names it in the
         exit record when the kubelet's liveness kill follows. A failed write is logged, never fatal."""
-        path = os.path.join(self.run_dir, rundir.NOT_LIVE_FILE)
         try:
-            if problem:
-                rundir.write_atomic(path, problem.encode())
-            else:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
+            rundir.write_not_live(self.run_dir, problem)
         except OSError as exc:
-            log.warning(f"probe ports: cannot record why the app is not live in {path} ({exc.strerror})")
+            log.warning(f"probe ports: cannot record why the app is not live in {self.run_dir} ({exc.strerror})")
 
     def set_open(self, kind: str, wanted: bool) -> None:
         port = self.ports[kind]

@@ -27,7 +27,7 @@ import json
 import os
 import time
 
-from bootstrap import log
+from bootstrap import log, rundir
 from bootstrap.helpers.dirnotify import DirNotify, tree_dirs
 from bootstrap.pid1 import configs, users
 from bootstrap.typecheck import TYPE_CHECKING
@@ -61,13 +61,16 @@ def _sha256() -> Any:
     return sha256
 
 
+SHA256 = _sha256()
+
+
 class Snapshot:
     """The config as the app would see it: relative path -> SHA-256 of its bytes, and one hash of
     the names and digests together."""
 
     def __init__(self, files: dict[str, str]) -> None:
         self.files = files
-        sha = _sha256()()
+        sha = SHA256()
         for rel in sorted(files):
             sha.update(f"{rel}\0{files[rel]}\n".encode("utf-8", "surrogateescape"))
         self.hash = "sha256:" + sha.hexdigest()
@@ -82,9 +85,10 @@ class Hasher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.warned: set[str] = set()
+        self.merged: dict[str, str] = {}  # the last take's config files: relative path -> path
 
     def take(self) -> Snapshot:
-        merged = configs.merged_layers(self.settings)
+        merged = self.merged = configs.merged_layers(self.settings)
         if len(merged) > MAX_FILES:
             self._warn("count", f"config reload: {len(merged)} config files, only the first {MAX_FILES} (by name) "
                        "are compared; a change to the others is not seen")
@@ -94,7 +98,7 @@ class Hasher:
         return Snapshot(files)
 
     def digest(self, rel: str, path: str, depth: int = 0) -> str:
-        sha = _sha256()()
+        sha = SHA256()
         if os.path.isdir(path):  # a linked directory: its entries' names and bytes
             if depth >= MAX_DEPTH:  # links in links: a loop, or deeper than any config goes
                 self._warn(rel, f"config reload: {rel} nests linked directories deeper than {MAX_DEPTH}; not compared")
@@ -151,11 +155,16 @@ class Watcher:
     def start(self) -> None:
         now = self.take()
         if self.applied is None:  # the first start: said once, here rather than in PID 1
-            warn_mounted_files(self.settings)
+            warn_mounted_files(self.hasher.merged)
             self.applied = {"hash": now.hash, "files": now.files}
             self.send({"event": "baseline", "hash": now.hash, "files": now.files})
-        elif now.hash not in (self.applied["hash"], self.refused):
+        elif not self.known(now.hash):
             self.mark()  # changed while PID 1 acted on the last change: debounce it like any other
+
+    def known(self, digest: str) -> bool:
+        """The content the app was last given, or one whose check already failed: nothing to do."""
+        assert self.applied is not None
+        return digest in (self.applied["hash"], self.refused)
 
     def take(self) -> Snapshot:
         """Watches the layers' directories as they are now, then hashes: a change made while the
@@ -178,7 +187,7 @@ class Watcher:
             now = time.monotonic()
             if now >= poll_at:
                 poll_at = now + POLL_INTERVAL
-                if self.take().hash not in (self.applied["hash"], self.refused):  # type: ignore[index]
+                if not self.known(self.take().hash):
                     self.mark()
             pending = self.last_event
             wait = LOOP_WAKE
@@ -194,7 +203,7 @@ class Watcher:
         """No event for the debounce: compare, wait out the spread, check, tell PID 1."""
         snap = self.take()
         assert self.applied is not None
-        if snap.hash in (self.applied["hash"], self.refused):
+        if self.known(snap.hash):
             if self.last_event == pending:
                 self.last_event = 0.0
             log.debug("config reload: events, but the same names and bytes: nothing to do")
@@ -241,10 +250,10 @@ class Watcher:
         send(self.msg_fd, message)
 
 
-def warn_mounted_files(settings: Settings) -> None:
+def warn_mounted_files(merged: dict[str, str]) -> None:
     """A config file that is a mount point of its own (a `subPath` mount) never sees a change of
     its ConfigMap: the kubelet updates only directory mounts."""
-    for rel, path in sorted(configs.merged_layers(settings).items()):
+    for rel, path in sorted(merged.items()):
         if not os.path.islink(path) and os.path.ismount(path):
             log.warning(f"config reload: {path} is a mount point of its own (a subPath mount?): the kubelet "
                         f"never updates it, so a change of {rel} is never seen; mount the ConfigMap as a directory")
@@ -253,18 +262,15 @@ def warn_mounted_files(settings: Settings) -> None:
 def send(fd: int, message: dict[str, Any]) -> None:
     """One JSON line to PID 1, whole: the write end is made blocking here, so a long line waits for
     PID 1 to read rather than being cut."""
-    data = (json.dumps(message, sort_keys=True) + "\n").encode()
     os.set_blocking(fd, True)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    rundir.write_all(fd, (json.dumps(message, sort_keys=True) + "\n").encode())
 
 
 def spread_delay(spread: float, pod: str) -> float:
     """A delay in [0, spread), the same every time for one pod name and spread evenly over names."""
     if spread <= 0:
         return 0.0
-    digest = _sha256()(pod.encode("utf-8", "surrogateescape")).digest()
+    digest = SHA256(pod.encode("utf-8", "surrogateescape")).digest()
     return spread * int.from_bytes(digest[:4], "big") / 2.0 ** 32
 
 
