@@ -21,6 +21,7 @@ from dockerfile_gen.pod.kubelet import Kubelet
 from tests.pod.conftest import CONFIG_FILE, CONFIG_TEXT, Played, node_log_root, play, render_for_pod, stand_in, unplay
 from tests.podman_engine import Engine
 from tests.support.configmap_volume import ConfigMapVolume
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.pod
 
@@ -71,8 +72,9 @@ def test_configmap_change_restarts_the_app_in_the_pod(pod: ReloadPod, kubelet: K
     played = pod.played
     assert kubelet.wait_for(kubelet.ready, timeout=180), kubelet.events
     assert played.exec("cat", f"/app/conf/{CONFIG_FILE}").stdout == CONFIG_TEXT
-    before = pod.status()
-    assert before["config"]["hash"], before  # the watcher's baseline: a change is seen from here
+    # The watcher's baseline (PID 1 puts its hash in status.json): a change is seen from here on.
+    before = wait_until(lambda: (lambda s: s if (s.get("config") or {}).get("hash") else None)(pod.status()),
+                        timeout=30, interval=0.5)
     started = played.inspect()["State"]["StartedAt"]
 
     since = time.time()
